@@ -1,0 +1,23 @@
+//! Finding a GPU adapter without panicking.
+
+use crate::backend::Refusal;
+
+/// Finds the adapter wonnx will pick and checks that a device opens on it; returns its description.
+///
+/// wonnx 0.5.1 `expect`s both steps, so doing them first here is what keeps a machine without a GPU
+/// from panicking. The selection mirrors wonnx's own (`WGPU_BACKEND` and `WGPU_ADAPTER_NAME` are
+/// read by wgpu's helpers exactly as wonnx reads them) so the probe answers for the adapter wonnx uses.
+pub(crate) async fn probe() -> Result<String, Refusal> {
+    let backends = wgpu::util::backend_bits_from_env().unwrap_or(wgpu::Backends::PRIMARY);
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor { backends, dx12_shader_compiler: wgpu::Dx12Compiler::Fxc });
+    let adapter = wgpu::util::initialize_adapter_from_env_or_default(&instance, backends, None)
+        .await
+        .ok_or(Refusal::NoAdapter)?;
+    let info = adapter.get_info();
+    adapter
+        .request_device(&wgpu::DeviceDescriptor::default(), None)
+        .await
+        .map_err(|e| Refusal::Device { message: e.to_string() })?;
+    Ok(format!("{} ({:?})", info.name, info.backend))
+}

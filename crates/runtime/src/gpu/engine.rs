@@ -1,0 +1,77 @@
+//! The wonnx session behind the gate.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use wonnx::utils::{InputTensor, OutputTensor};
+
+use super::prepare::Prepared;
+use super::unwind::guarded;
+use crate::backend::{Backend, Engine, LocalBoxFuture, Refusal};
+use crate::{Error, Result, Tensor, TensorData};
+
+pub(crate) struct GpuEngine {
+    session: wonnx::Session,
+    inputs: Vec<String>,
+    /// Output names and the shapes shape inference fixed for them (wonnx returns flat buffers).
+    outputs: Vec<(String, Vec<usize>)>,
+}
+
+impl GpuEngine {
+    pub(crate) async fn new(prepared: Prepared) -> Result<GpuEngine, Refusal> {
+        let session = guarded(wonnx::Session::from_bytes(&prepared.bytes))
+            .await?
+            .map_err(|e| Refusal::Failed { message: format!("wonnx cannot compile this model: {e}") })?;
+        Ok(GpuEngine { session, inputs: prepared.inputs, outputs: prepared.outputs })
+    }
+
+    /// Runs, turning a panic into a refusal: used by the probe, where the engine is not yet trusted.
+    pub(crate) async fn run_guarded(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, Refusal> {
+        guarded(self.run_inner(inputs)).await?.map_err(|e| Refusal::Failed { message: e.to_string() })
+    }
+
+    async fn run_inner(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
+        let mut feed = HashMap::with_capacity(inputs.len());
+        for (name, tensor) in self.inputs.iter().zip(&inputs) {
+            // The gate admits f32 inputs only.
+            let TensorData::F32(values) = tensor.data() else {
+                return Err(Error::UnsupportedDType(tensor.dtype().to_string()));
+            };
+            feed.insert(name.clone(), InputTensor::F32(Cow::Borrowed(values.as_slice())));
+        }
+        let mut results = self.session.run(&feed).await.map_err(|e| gpu_error(e.to_string()))?;
+        self.outputs
+            .iter()
+            .map(|(name, shape)| {
+                let values = match results.remove(name) {
+                    Some(OutputTensor::F32(v)) => v,
+                    Some(other) => return Err(gpu_error(format!("output `{name}` came back as {}", kind(&other)))),
+                    None => return Err(gpu_error(format!("output `{name}` is missing from the results"))),
+                };
+                Tensor::new(shape, values).map_err(|e| gpu_error(format!("output `{name}`: {e}")))
+            })
+            .collect()
+    }
+}
+
+impl Backend for GpuEngine {
+    fn run<'a>(&'a self, inputs: Vec<Tensor>) -> LocalBoxFuture<'a, Result<Vec<Tensor>>> {
+        Box::pin(async move {
+            // The probe passed, yet the guard stays: a panic on other data must not take the process down.
+            guarded(self.run_inner(inputs)).await.map_err(|refusal| gpu_error(refusal.to_string()))?
+        })
+    }
+}
+
+fn gpu_error(message: String) -> Error {
+    Error::Engine { engine: Engine::Gpu, message }
+}
+
+fn kind(tensor: &OutputTensor) -> &'static str {
+    match tensor {
+        OutputTensor::F32(_) => "f32",
+        OutputTensor::I32(_) => "i32",
+        OutputTensor::I64(_) => "i64",
+        OutputTensor::U8(_) => "u8",
+    }
+}

@@ -1,0 +1,99 @@
+//! The GPU engine (wonnx on wgpu) and the gate in front of it.
+//!
+//! wonnx 0.5.1 is measured to return silently wrong numbers on some graphs and to panic on others,
+//! so nothing reaches it unchecked. The gate, in order:
+//! 1. [`adapter`]: find an adapter and open a device the way wonnx will (no panic when there is none);
+//! 2. [`prepare`]: fix shapes (wonnx needs every intermediate shape), infer them with tract, and
+//!    rewrite what wonnx lacks into mathematically identical forms;
+//! 3. [`rules`]: an allowlist of ops *and attribute variants* that this project's conformance runs
+//!    prove correct;
+//! 4. a probe run on a deterministic input, compared with the CPU engine (on by default).
+//!
+//! **Invariant:** a session runs on the GPU only after every step passed; otherwise the caller gets a
+//! [`Refusal`] naming the step and the node, tensor or error that failed it.
+
+mod adapter;
+mod engine;
+mod prepare;
+mod rules;
+mod unwind;
+
+use crate::backend::Refusal;
+use crate::compare::{Comparison, compare};
+use crate::cpu::CpuEngine;
+use crate::model::Model;
+use crate::session::SessionOptions;
+use crate::{Result, Tensor};
+
+pub(crate) use engine::GpuEngine;
+
+/// A GPU engine that passed the gate.
+pub(crate) struct Gated {
+    pub engine: GpuEngine,
+    pub adapter: String,
+    pub probe: Option<Vec<(String, Comparison)>>,
+}
+
+/// Runs the gate. A refusal carries the adapter name when one was found.
+pub(crate) async fn gate(
+    model: &Model,
+    reference: Result<&CpuEngine, &Refusal>,
+    options: &SessionOptions,
+) -> std::result::Result<Gated, (Refusal, Option<String>)> {
+    let adapter = adapter::probe().await.map_err(|r| (r, None))?;
+    let refuse = |r: Refusal| (r, Some(adapter.clone()));
+    let prepared = prepare::prepare(model).map_err(refuse)?;
+    let engine = GpuEngine::new(prepared).await.map_err(refuse)?;
+    let probe = if options.gpu_probe {
+        let reference = reference.map_err(|r| refuse(Refusal::NoReference { message: r.to_string() }))?;
+        Some(probe(model, reference, &engine, options).await.map_err(refuse)?)
+    } else {
+        None
+    };
+    Ok(Gated { engine, adapter, probe })
+}
+
+/// Runs both engines on the same deterministic input; any output outside tolerance refuses the GPU.
+async fn probe(
+    model: &Model,
+    reference: &CpuEngine,
+    engine: &GpuEngine,
+    options: &SessionOptions,
+) -> std::result::Result<Vec<(String, Comparison)>, Refusal> {
+    let inputs = probe_inputs(model)?;
+    let expected = reference.run_now(inputs.clone()).map_err(|e| Refusal::NoReference { message: e.to_string() })?;
+    let actual = engine.run_guarded(inputs).await?;
+    let mut comparisons = Vec::with_capacity(expected.len());
+    for ((output, actual), expected) in model.outputs().iter().zip(&actual).zip(&expected) {
+        let comparison = compare(actual, expected, options.probe_tolerance);
+        if !comparison.passed() {
+            return Err(Refusal::ProbeMismatch { output: output.name.clone(), detail: comparison.summary() });
+        }
+        comparisons.push((output.name.clone(), comparison));
+    }
+    Ok(comparisons)
+}
+
+/// Deterministic inputs in [-1, 1): fixed seed, so a refusal reproduces. Inputs are f32 with fixed
+/// shapes here, as [`prepare`] has checked.
+fn probe_inputs(model: &Model) -> std::result::Result<Vec<Tensor>, Refusal> {
+    let mut state: u64 = 0x5EC7_A17_u64;
+    let mut next = move || {
+        // splitmix64
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    };
+    model
+        .inputs()
+        .iter()
+        .map(|input| {
+            let shape = prepare::fixed_shape(input)?;
+            let values = (0..shape.iter().product::<usize>()).map(|_| next()).collect();
+            Tensor::new(&shape, values).map_err(|e| Refusal::Failed { message: e.to_string() })
+        })
+        .collect()
+}

@@ -1,0 +1,201 @@
+//! The GPU allowlist: ops, and the attribute variants of each, that this project's conformance runs
+//! (`crates/runtime/test_data/conformance`, run on every engine by `tests/it/conformance.rs`) prove
+//! wonnx computes correctly. Anything else is refused before wonnx sees it.
+//!
+//! Known-bad wonnx cases this keeps out: Gemm with transA (transB is rewritten away), 1-D and 3-D
+//! convolution and pooling, Pad and Concat (wrong numbers), ConstantOfShape (unsupported), Softmax
+//! in browsers (Chromium rejects the shader and the run returns zeros), graphs whose output is an
+//! input (zeros), and buffers over the default WebGPU binding limit (panics).
+
+use std::collections::{HashMap, HashSet};
+
+use tract_onnx::pb;
+use tract_onnx::prelude::DatumType;
+
+use super::prepare::Fact;
+use crate::backend::Refusal;
+use crate::model::node_name;
+
+/// WebGPU's default `maxStorageBufferBindingSize`, which wonnx requests; bigger tensors panic.
+const MAX_BUFFER_BYTES: u64 = 128 << 20;
+
+/// Browsers differ from native drivers (Softmax); the web build is stricter.
+const WEB: bool = cfg!(target_arch = "wasm32");
+
+pub(crate) fn check(graph: &pb::GraphProto, facts: &HashMap<String, Fact>, opset: i64) -> Result<(), Refusal> {
+    let inputs: HashSet<&str> = graph.input.iter().map(|i| i.name.as_str()).collect();
+    if let Some(output) = graph.output.iter().find(|o| inputs.contains(o.name.as_str())) {
+        return Err(Refusal::UnsupportedOp {
+            node: output.name.clone(),
+            op: "graph output".to_owned(),
+            detail: "a graph output that is also a graph input comes back as zeros from wonnx".to_owned(),
+        });
+    }
+    let initializers: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    for (name, fact) in facts {
+        let bytes = fact.shape.iter().map(|&d| d as u64).product::<u64>() * fact.datum_type.size_of() as u64;
+        if bytes > MAX_BUFFER_BYTES {
+            return Err(Refusal::TooLarge { tensor: name.clone(), bytes, limit: MAX_BUFFER_BYTES });
+        }
+    }
+    for (ix, node) in graph.node.iter().enumerate() {
+        let node_check = NodeCheck { node, facts, initializers: &initializers, opset };
+        node_check.run().map_err(|detail| Refusal::UnsupportedOp {
+            node: node_name(node, ix),
+            op: node.op_type.clone(),
+            detail,
+        })?;
+    }
+    Ok(())
+}
+
+struct NodeCheck<'a> {
+    node: &'a pb::NodeProto,
+    facts: &'a HashMap<String, Fact>,
+    initializers: &'a HashSet<&'a str>,
+    opset: i64,
+}
+
+type Verdict = Result<(), String>;
+
+impl NodeCheck<'_> {
+    fn run(&self) -> Verdict {
+        if !self.node.domain.is_empty() && self.node.domain != "ai.onnx" {
+            return Err(format!("domain `{}` is not supported on the GPU", self.node.domain));
+        }
+        for output in &self.node.output {
+            if let Some(fact) = self.facts.get(output)
+                && fact.datum_type != DatumType::F32
+            {
+                return Err(format!("output `{output}` is {:?}; only f32 results are proven", fact.datum_type));
+            }
+        }
+        match self.node.op_type.as_str() {
+            "Relu" | "Sigmoid" | "Tanh" | "Abs" | "Neg" | "Exp" | "Floor" | "Ceil" => Ok(()),
+            "Add" | "Sub" | "Mul" | "Div" => self.same_shapes_or_scalar(),
+            "Conv" => {
+                self.rank(0, 4, "only 2-D convolution (NCHW) is proven")?;
+                self.int_is("group", 1, 1)?;
+                self.ints_all("dilations", 1)?;
+                self.no_auto_pad()
+            }
+            "MaxPool" | "AveragePool" => {
+                self.rank(0, 4, "only 2-D pooling (NCHW) is proven")?;
+                self.ints_all("dilations", 1)?;
+                self.int_is("ceil_mode", 0, 0)?;
+                self.int_is("count_include_pad", 0, 0)?;
+                self.int_is("storage_order", 0, 0)?;
+                self.single_output()?;
+                self.no_auto_pad()
+            }
+            "GlobalAveragePool" => self.rank(0, 4, "only NCHW inputs are proven"),
+            "Gemm" => {
+                self.int_is("transA", 0, 0)?;
+                self.int_is("transB", 0, 0)?;
+                self.float_is("alpha", 1.0)?;
+                self.float_is("beta", 1.0)?;
+                self.rank(0, 2, "A must be a matrix")
+            }
+            "MatMul" => {
+                self.rank(0, 2, "only matrix products of 2-D operands are proven")?;
+                self.rank(1, 2, "only matrix products of 2-D operands are proven")
+            }
+            "Softmax" if WEB => Err("Chromium rejects wonnx's Softmax shader and the run returns zeros".to_owned()),
+            "Softmax" => {
+                let rank = self.input_rank(0).ok_or("input rank unknown")?;
+                let default = if self.opset >= 13 { -1 } else { 1 };
+                let axis = self.int("axis").unwrap_or(default);
+                let axis = if axis < 0 { axis + rank as i64 } else { axis };
+                if axis != rank as i64 - 1 || (self.opset < 13 && rank != 2) {
+                    return Err(format!("only softmax over the last axis is proven (axis {axis}, rank {rank})"));
+                }
+                Ok(())
+            }
+            "Reshape" | "Flatten" => self.constant_shape_input(),
+            op => Err(format!("`{op}` is not on the GPU allowlist of ops this project's conformance runs prove")),
+        }
+    }
+
+    fn attribute(&self, name: &str) -> Option<&pb::AttributeProto> {
+        self.node.attribute.iter().find(|a| a.name == name)
+    }
+
+    fn int(&self, name: &str) -> Option<i64> {
+        self.attribute(name).map(|a| a.i)
+    }
+
+    fn int_is(&self, name: &str, want: i64, default: i64) -> Verdict {
+        let value = self.int(name).unwrap_or(default);
+        if value == want { Ok(()) } else { Err(format!("{name}={value} is not proven (only {name}={want})")) }
+    }
+
+    fn float_is(&self, name: &str, want: f32) -> Verdict {
+        match self.attribute(name).map(|a| a.f) {
+            Some(value) if value != want => Err(format!("{name}={value} is not proven (only {name}={want})")),
+            _ => Ok(()),
+        }
+    }
+
+    fn ints_all(&self, name: &str, want: i64) -> Verdict {
+        match self.attribute(name) {
+            Some(a) if a.ints.iter().any(|&v| v != want) => {
+                Err(format!("{name}={:?} is not proven (only all {want})", a.ints))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn no_auto_pad(&self) -> Verdict {
+        match self.attribute("auto_pad").map(|a| String::from_utf8_lossy(&a.s).into_owned()) {
+            Some(mode) if mode != "NOTSET" => Err(format!("auto_pad={mode} is not proven (give explicit pads)")),
+            _ => Ok(()),
+        }
+    }
+
+    fn single_output(&self) -> Verdict {
+        if self.node.output.iter().filter(|o| !o.is_empty()).count() == 1 {
+            Ok(())
+        } else {
+            Err("only the single-output form is proven".to_owned())
+        }
+    }
+
+    fn input_shape(&self, ix: usize) -> Option<&[usize]> {
+        let name = self.node.input.get(ix)?;
+        self.facts.get(name).map(|f| f.shape.as_slice())
+    }
+
+    fn input_rank(&self, ix: usize) -> Option<usize> {
+        self.input_shape(ix).map(<[usize]>::len)
+    }
+
+    fn rank(&self, ix: usize, want: usize, detail: &str) -> Verdict {
+        match self.input_rank(ix) {
+            Some(rank) if rank == want => Ok(()),
+            Some(rank) => Err(format!("{detail} (input {ix} has rank {rank})")),
+            None => Err(format!("{detail} (input {ix} has no inferred shape)")),
+        }
+    }
+
+    fn same_shapes_or_scalar(&self) -> Verdict {
+        let (Some(a), Some(b)) = (self.input_shape(0), self.input_shape(1)) else {
+            return Err("operand shapes were not inferred".to_owned());
+        };
+        let elements = |s: &[usize]| s.iter().product::<usize>();
+        if a == b || elements(b) == 1 {
+            Ok(())
+        } else {
+            Err(format!("broadcasting {a:?} with {b:?} is not proven (only equal shapes or a scalar operand)"))
+        }
+    }
+
+    fn constant_shape_input(&self) -> Verdict {
+        if self.node.op_type == "Flatten" {
+            return self.int_is("axis", 1, 1);
+        }
+        match self.node.input.get(1) {
+            Some(shape) if self.initializers.contains(shape.as_str()) => Ok(()),
+            _ => Err("the target shape must be a constant".to_owned()),
+        }
+    }
+}

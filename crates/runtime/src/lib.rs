@@ -1,0 +1,33 @@
+//! The Sextant core runtime: load an ONNX model, run it on the best engine that is proven right for it.
+//!
+//! Two engines sit behind one [`Session`]: tract on the CPU, always available, and wonnx on the GPU
+//! (WebGPU in browsers, Vulkan/Metal/DX12 natively; feature `gpu`). wonnx is known to return silently
+//! wrong numbers and to panic on some graphs, so it only runs a model after a gate (adapter probe,
+//! shape preparation, an op allowlist and a probe run compared with the CPU engine) has passed. A model
+//! the gate refuses runs on the CPU, and [`Session::report`] says why.
+//!
+//! This crate does no IO: no files, sockets, environment, threads or clocks. It takes bytes and tensors
+//! and returns tensors, so it builds for `wasm32-unknown-unknown` and `wasm32-wasip2` as well as
+//! natively. Callers measure time and read files.
+
+mod backend;
+mod compare;
+mod cpu;
+mod error;
+mod formats;
+#[cfg(feature = "gpu")]
+mod gpu;
+mod model;
+mod session;
+mod tensor;
+
+pub use backend::{Engine, EngineReport, Refusal};
+pub use compare::{Comparison, Tolerance, compare};
+pub use error::Error;
+pub use formats::{npy, onnx_pb};
+pub use model::{Dim, Model, Opset, ValueInfo};
+pub use session::{BackendChoice, Session, SessionOptions};
+pub use tensor::{DType, Element, Tensor, TensorData};
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
