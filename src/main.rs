@@ -1,1 +1,59 @@
-fn main() {}
+//! `sextant`: the command line over the Sextant runtime.
+//!
+//! This binary is an edge: it reads files, measures time and prints. The logic it shows lives in the
+//! `runtime` crate. The subcommands and their flags are a contract other tools rely on: keep them stable.
+
+mod bench;
+mod check;
+mod conformance;
+mod inspect;
+mod options;
+mod run;
+mod tensor_files;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "sextant", version, about = "Run ONNX models on the best engine proven right for them")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show a model's signature, opsets and ops, and which engines can run it (or why not).
+    Inspect(inspect::Args),
+    /// Run a model on input files and write its outputs as .npy.
+    Run(run::Args),
+    /// Measure load time and latency percentiles.
+    Bench(bench::Args),
+    /// Run every available engine on the same input and report how far they disagree.
+    Check(check::Args),
+    /// Run ONNX backend test cases (model.onnx + test_data_set_*) on every engine.
+    Conformance(conformance::Args),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("SEXTANT_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(args) => inspect::main(args),
+        Command::Run(args) => run::main(args),
+        Command::Bench(args) => bench::main(args),
+        Command::Check(args) => check::main(args),
+        Command::Conformance(args) => conformance::main(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -85,7 +85,10 @@ impl fmt::Display for Refusal {
             Refusal::NoAdapter => f.write_str("no GPU adapter was found"),
             Refusal::Device { message } => write!(f, "the GPU device could not be opened: {message}"),
             Refusal::FreeDim { input, dim } => {
-                write!(f, "input `{input}` has free dim `{dim}`; the GPU engine needs it fixed (set dims {dim}=N)")
+                write!(
+                    f,
+                    "input `{input}` has free dim `{dim}`; the GPU engine needs every dim fixed (give `{dim}` a value in the session's dims)"
+                )
             }
             Refusal::UnsupportedDType { tensor, dtype } => {
                 write!(f, "tensor `{tensor}` is {dtype}; the GPU engine is only proven on f32 graphs")

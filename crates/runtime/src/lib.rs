@@ -17,6 +17,7 @@ mod error;
 mod formats;
 #[cfg(feature = "gpu")]
 mod gpu;
+mod inputs;
 mod model;
 mod session;
 mod tensor;
@@ -25,6 +26,7 @@ pub use backend::{Engine, EngineReport, Refusal};
 pub use compare::{Comparison, Tolerance, compare};
 pub use error::Error;
 pub use formats::{npy, onnx_pb};
+pub use inputs::{free_dims_of, synthetic_inputs};
 pub use model::{Dim, Model, Opset, ValueInfo};
 pub use session::{BackendChoice, Session, SessionOptions};
 pub use tensor::{DType, Element, Tensor, TensorData};

@@ -113,7 +113,10 @@ impl Model {
         Model::from_proto(proto, bytes.len())
     }
 
-    pub(crate) fn from_proto(proto: pb::ModelProto, byte_len: usize) -> Result<Model> {
+    pub(crate) fn from_proto(mut proto: pb::ModelProto, byte_len: usize) -> Result<Model> {
+        if let Some(graph) = proto.graph.as_mut() {
+            unique_node_names(graph);
+        }
         let Some(graph) = proto.graph.as_ref() else {
             return Err(Error::InvalidModel("it has no graph (is this an ONNX model file?)".to_owned()));
         };
@@ -248,6 +251,27 @@ pub(crate) fn is_default_domain(domain: &str) -> bool {
 
 pub(crate) fn op_key(node: &pb::NodeProto) -> String {
     if is_default_domain(&node.domain) { node.op_type.clone() } else { format!("{}:{}", node.domain, node.op_type) }
+}
+
+/// ONNX keeps node names and tensor names apart, but tract names its nodes after both: a node called
+/// like a tensor (an exporter may call both `scale`) or like another node is renamed `{name}_{index}`.
+fn unique_node_names(graph: &mut pb::GraphProto) {
+    let mut taken: HashSet<String> = graph.input.iter().map(|i| i.name.clone()).collect();
+    taken.extend(graph.initializer.iter().map(|t| t.name.clone()));
+    taken.extend(graph.node.iter().flat_map(|n| n.output.iter().cloned()));
+    for (ix, node) in graph.node.iter_mut().enumerate() {
+        if node.name.is_empty() {
+            continue;
+        }
+        if taken.contains(&node.name) {
+            let mut renamed = format!("{}_{ix}", node.name);
+            while taken.contains(&renamed) {
+                renamed.push('_');
+            }
+            node.name = renamed;
+        }
+        taken.insert(node.name.clone());
+    }
 }
 
 /// Nodes must be in topological order (as ONNX requires) and read only defined values.

@@ -74,26 +74,12 @@ async fn probe(
     Ok(comparisons)
 }
 
-/// Deterministic inputs in [-1, 1): fixed seed, so a refusal reproduces. Inputs are f32 with fixed
-/// shapes here, as [`prepare`] has checked.
+/// The seed of the probe input: fixed, so a refusal reproduces.
+const PROBE_SEED: u64 = 0x05EC_7A17;
+
+/// Deterministic inputs in [-1, 1). [`prepare`] has checked they are f32 with fixed shapes.
 fn probe_inputs(model: &Model) -> std::result::Result<Vec<Tensor>, Refusal> {
-    let mut state: u64 = 0x5EC7_A17_u64;
-    let mut next = move || {
-        // splitmix64
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    };
-    model
-        .inputs()
-        .iter()
-        .map(|input| {
-            let shape = prepare::fixed_shape(input)?;
-            let values = (0..shape.iter().product::<usize>()).map(|_| next()).collect();
-            Tensor::new(&shape, values).map_err(|e| Refusal::Failed { message: e.to_string() })
-        })
-        .collect()
+    let inputs = crate::synthetic_inputs(model.inputs(), &Default::default(), PROBE_SEED)
+        .map_err(|e| Refusal::Failed { message: format!("probe input: {e}") })?;
+    Ok(inputs.into_iter().map(|(_, tensor)| tensor).collect())
 }

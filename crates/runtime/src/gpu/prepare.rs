@@ -22,7 +22,7 @@ pub(crate) struct Prepared {
 }
 
 /// The input's shape when every dim is fixed; the GPU engine needs that.
-pub(crate) fn fixed_shape(input: &ValueInfo) -> Result<Vec<usize>, Refusal> {
+fn fixed_shape(input: &ValueInfo) -> Result<Vec<usize>, Refusal> {
     let Some(dims) = &input.shape else {
         return Err(Refusal::FreeDim { input: input.name.clone(), dim: "(rank)".to_owned() });
     };
@@ -53,11 +53,19 @@ pub(crate) fn prepare(model: &Model) -> Result<Prepared, Refusal> {
         return Err(Refusal::ShapeInference { message: "the model has no graph".to_owned() });
     };
     constants_to_initializers(graph);
-    let facts = infer_shapes(&proto)?;
+    let mut facts = infer_shapes(&proto)?;
     let Some(graph) = proto.graph.as_mut() else {
         return Err(Refusal::ShapeInference { message: "the model has no graph".to_owned() });
     };
     transpose_gemm_b(graph)?;
+    for tensor in &graph.initializer {
+        let datum_type = DType::from_onnx(tensor.data_type).map(datum_type).unwrap_or(DatumType::String);
+        let shape = tensor.dims.iter().map(|&d| d.max(0) as usize).collect();
+        facts.insert(tensor.name.clone(), Fact { datum_type, shape });
+    }
+    for input in model.inputs() {
+        facts.insert(input.name.clone(), Fact { datum_type: DatumType::F32, shape: fixed_shape(input)? });
+    }
     rules::check(graph, &facts, model.onnx_opset())?;
 
     let outputs: HashSet<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
@@ -118,6 +126,18 @@ fn value_info(name: &str, fact: &Fact) -> pb::ValueInfoProto {
             })),
         }),
         doc_string: String::new(),
+    }
+}
+
+fn datum_type(dtype: DType) -> DatumType {
+    match dtype {
+        DType::F32 => DatumType::F32,
+        DType::F64 => DatumType::F64,
+        DType::I64 => DatumType::I64,
+        DType::I32 => DatumType::I32,
+        DType::U8 => DatumType::U8,
+        DType::I8 => DatumType::I8,
+        DType::Bool => DatumType::Bool,
     }
 }
 

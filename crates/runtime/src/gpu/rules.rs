@@ -5,7 +5,8 @@
 //! Known-bad wonnx cases this keeps out: Gemm with transA (transB is rewritten away), 1-D and 3-D
 //! convolution and pooling, Pad and Concat (wrong numbers), ConstantOfShape (unsupported), Softmax
 //! in browsers (Chromium rejects the shader and the run returns zeros), graphs whose output is an
-//! input (zeros), and buffers over the default WebGPU binding limit (panics).
+//! input (zeros), Reshape/Flatten straight from an input or into an output (panics), and buffers over
+//! the default WebGPU binding limit (panics).
 
 use std::collections::{HashMap, HashSet};
 
@@ -38,8 +39,10 @@ pub(crate) fn check(graph: &pb::GraphProto, facts: &HashMap<String, Fact>, opset
             return Err(Refusal::TooLarge { tensor: name.clone(), bytes, limit: MAX_BUFFER_BYTES });
         }
     }
+    let outputs: HashSet<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
     for (ix, node) in graph.node.iter().enumerate() {
-        let node_check = NodeCheck { node, facts, initializers: &initializers, opset };
+        let node_check =
+            NodeCheck { node, facts, initializers: &initializers, inputs: &inputs, outputs: &outputs, opset };
         node_check.run().map_err(|detail| Refusal::UnsupportedOp {
             node: node_name(node, ix),
             op: node.op_type.clone(),
@@ -53,6 +56,8 @@ struct NodeCheck<'a> {
     node: &'a pb::NodeProto,
     facts: &'a HashMap<String, Fact>,
     initializers: &'a HashSet<&'a str>,
+    inputs: &'a HashSet<&'a str>,
+    outputs: &'a HashSet<&'a str>,
     opset: i64,
 }
 
@@ -72,7 +77,7 @@ impl NodeCheck<'_> {
         }
         match self.node.op_type.as_str() {
             "Relu" | "Sigmoid" | "Tanh" | "Abs" | "Neg" | "Exp" | "Floor" | "Ceil" => Ok(()),
-            "Add" | "Sub" | "Mul" | "Div" => self.same_shapes_or_scalar(),
+            "Add" | "Sub" | "Mul" | "Div" => self.broadcast_into_first(),
             "Conv" => {
                 self.rank(0, 4, "only 2-D convolution (NCHW) is proven")?;
                 self.int_is("group", 1, 1)?;
@@ -101,6 +106,7 @@ impl NodeCheck<'_> {
                 self.rank(1, 2, "only matrix products of 2-D operands are proven")
             }
             "Softmax" if WEB => Err("Chromium rejects wonnx's Softmax shader and the run returns zeros".to_owned()),
+            "Softmax" if self.opset > 15 => Err(format!("wonnx implements Softmax up to opset 15, not {}", self.opset)),
             "Softmax" => {
                 let rank = self.input_rank(0).ok_or("input rank unknown")?;
                 let default = if self.opset >= 13 { -1 } else { 1 };
@@ -111,7 +117,10 @@ impl NodeCheck<'_> {
                 }
                 Ok(())
             }
-            "Reshape" | "Flatten" => self.constant_shape_input(),
+            "Reshape" | "Flatten" => {
+                self.not_aliasing_graph_values()?;
+                self.constant_shape_input()
+            }
             op => Err(format!("`{op}` is not on the GPU allowlist of ops this project's conformance runs prove")),
         }
     }
@@ -177,15 +186,31 @@ impl NodeCheck<'_> {
         }
     }
 
-    fn same_shapes_or_scalar(&self) -> Verdict {
+    /// The second operand broadcasts (numpy rules) into the first's shape, which is the result's.
+    fn broadcast_into_first(&self) -> Verdict {
         let (Some(a), Some(b)) = (self.input_shape(0), self.input_shape(1)) else {
             return Err("operand shapes were not inferred".to_owned());
         };
-        let elements = |s: &[usize]| s.iter().product::<usize>();
-        if a == b || elements(b) == 1 {
+        let fits = b.len() <= a.len() && b.iter().rev().zip(a.iter().rev()).all(|(&db, &da)| db == da || db == 1);
+        if fits {
             Ok(())
         } else {
-            Err(format!("broadcasting {a:?} with {b:?} is not proven (only equal shapes or a scalar operand)"))
+            Err(format!(
+                "broadcasting {a:?} with {b:?} is not proven (only the second operand broadcasting into the first)"
+            ))
+        }
+    }
+
+    /// wonnx implements Reshape and Flatten by aliasing buffers; reading a graph input or writing a
+    /// graph output that way panics or returns zeros (conformance: test_operator_flatten, _view).
+    fn not_aliasing_graph_values(&self) -> Verdict {
+        let reads_input = self.node.input.first().is_some_and(|i| self.inputs.contains(i.as_str()));
+        let writes_output = self.node.output.iter().any(|o| self.outputs.contains(o.as_str()));
+        if reads_input || writes_output {
+            Err("reshaping a graph input or into a graph output is not supported by wonnx (it aliases buffers)"
+                .to_owned())
+        } else {
+            Ok(())
         }
     }
 

@@ -1,0 +1,45 @@
+//! Every fixture reproduces onnxruntime within 1e-4 on the CPU engine, and on the GPU engine
+//! wherever the gate admits it.
+
+use runtime::{BackendChoice, Engine, Tolerance, compare, free_dims_of};
+
+use crate::{case, gpu_available, session};
+
+fn check(name: &str, backend: BackendChoice) -> Engine {
+    let case = case(name);
+    let dims = free_dims_of(case.model.inputs(), &case.inputs);
+    let dims: Vec<(&str, u64)> = dims.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let session = session(&case.model, backend, &dims).unwrap();
+    let outputs = pollster::block_on(session.run(case.inputs.clone())).unwrap();
+    assert_eq!(outputs.len(), case.expected.len());
+    for ((output, actual), expected) in outputs.iter().zip(&case.expected) {
+        let comparison = compare(actual, expected, Tolerance::default());
+        assert!(comparison.passed(), "{name} on {}: output `{output}`: {}", session.engine(), comparison.summary());
+    }
+    session.engine()
+}
+
+#[test]
+fn fixtures_match_onnxruntime_on_cpu() {
+    for name in ["digits_mlp", "digits_cnn", "wine_tabular", "dtypes"] {
+        assert_eq!(check(name, BackendChoice::Cpu), Engine::Cpu);
+    }
+}
+
+#[test]
+fn cnn_and_mlp_run_on_the_gpu_and_match_onnxruntime() {
+    if !gpu_available() {
+        return;
+    }
+    for name in ["digits_mlp", "digits_cnn"] {
+        assert_eq!(check(name, BackendChoice::Gpu), Engine::Gpu);
+        assert_eq!(check(name, BackendChoice::Auto), Engine::Gpu);
+    }
+}
+
+#[test]
+fn auto_falls_back_to_cpu_for_models_the_gate_refuses() {
+    for name in ["wine_tabular", "dtypes"] {
+        assert_eq!(check(name, BackendChoice::Auto), Engine::Cpu);
+    }
+}

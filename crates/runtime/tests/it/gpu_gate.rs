@@ -1,0 +1,57 @@
+//! The gate in front of wonnx: each step refuses with a reason naming what failed.
+
+use runtime::{BackendChoice, Engine, Error, Refusal};
+
+use crate::{case, gpu_available, session};
+
+fn refusal(name: &str, dims: &[(&str, u64)]) -> Refusal {
+    match session(&case(name).model, BackendChoice::Gpu, dims) {
+        Err(Error::EngineRefused { engine: Engine::Gpu, reason }) => reason,
+        Err(other) => panic!("{name}: expected a GPU refusal, got {other}"),
+        Ok(_) => panic!("{name}: expected a GPU refusal, got a GPU session"),
+    }
+}
+
+#[test]
+fn free_dims_are_refused_with_the_dim_named() {
+    if !gpu_available() {
+        return;
+    }
+    assert_eq!(refusal("digits_cnn", &[]), Refusal::FreeDim { input: "image".into(), dim: "N".into() });
+}
+
+#[test]
+fn non_f32_graphs_are_refused() {
+    if !gpu_available() {
+        return;
+    }
+    assert_eq!(refusal("dtypes", &[]), Refusal::UnsupportedDType { tensor: "f64".into(), dtype: "f64".into() });
+    let Refusal::UnsupportedOp { node, op, detail } = refusal("wine_tabular", &[("N", 4)]) else { panic!() };
+    assert_eq!((node.as_str(), op.as_str()), ("argmax", "ArgMax"));
+    assert!(detail.contains("only f32 results are proven"), "{detail}");
+}
+
+#[test]
+fn auto_records_why_the_gpu_was_refused() {
+    let session = session(&case("dtypes").model, BackendChoice::Auto, &[]).unwrap();
+    let report = session.report();
+    assert_eq!(report.engine, Engine::Cpu);
+    let [(Engine::Gpu, reason)] = report.refused.as_slice() else { panic!("{report:?}") };
+    assert!(
+        matches!(reason, Refusal::UnsupportedDType { .. } | Refusal::NoAdapter | Refusal::NotBuilt),
+        "unexpected reason: {reason}"
+    );
+}
+
+#[test]
+fn gpu_sessions_carry_the_probe_comparison() {
+    if !gpu_available() {
+        return;
+    }
+    let session = session(&case("digits_cnn").model, BackendChoice::Gpu, &[("N", 2)]).unwrap();
+    let report = session.report();
+    let probe = report.probe.as_ref().expect("the probe runs by default");
+    assert_eq!(probe.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(), ["logits", "probabilities"]);
+    assert!(probe.iter().all(|(_, c)| c.passed() && c.total == 20));
+    assert!(report.adapter.is_some());
+}

@@ -1,0 +1,32 @@
+//! The committed ONNX backend cases on every engine: never a wrong number, never a panic.
+
+use crate::{gpu_available, json, sextant, test_data};
+
+#[test]
+fn committed_cases_pass_or_are_refused_with_a_reason() {
+    let dir = test_data().join("conformance");
+    let report = json(&sextant(&["conformance", dir.to_str().unwrap(), "--json"]));
+    let summary = &report["summary"];
+    for engine in ["cpu", "gpu"] {
+        assert_eq!(summary[engine]["wrong"], 0, "{engine}: {summary}");
+        assert_eq!(summary[engine]["panicked"], 0, "{engine}: {summary}");
+    }
+    // tract runs every case but sequences, strings, Gradient, Expand with a variable-rank shape and
+    // multi-parameter PReLU (a tract translation bug), all of which it refuses with a reason.
+    assert_eq!(summary["cpu"]["pass"], 113, "{summary}");
+    let outcomes = report["outcomes"].as_array().unwrap();
+    for outcome in outcomes.iter().filter(|o| o["verdict"] == "refused") {
+        assert!(!outcome["reason"].as_str().unwrap().is_empty(), "{outcome}");
+    }
+    if gpu_available() {
+        // The allowlist admits exactly the cases proven on lavapipe; a drop means a regression.
+        assert!(summary["gpu"]["pass"].as_u64().unwrap() >= 18, "{summary}");
+    }
+}
+
+#[test]
+fn fixtures_pass_on_cpu() {
+    let dir = test_data().join("models");
+    let report = json(&sextant(&["conformance", dir.to_str().unwrap(), "--engines", "cpu", "--json"]));
+    assert_eq!(report["summary"]["cpu"]["pass"], 4, "{}", report["summary"]);
+}

@@ -1,0 +1,58 @@
+//! End-to-end tests: the `sextant` binary as users and other tools run it.
+
+// Tests unwrap: a panic is a failure with a message.
+#![allow(clippy::unwrap_used)]
+
+mod cli;
+mod conformance;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn test_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/runtime/test_data")
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    test_data().join("models").join(name)
+}
+
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `sextant` with `args`; a panic is always a test failure, whatever the exit status.
+pub fn sextant(args: &[&str]) -> Run {
+    let Output { status, stdout, stderr } = Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .expect("sextant starts");
+    let run = Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    };
+    assert!(!run.stderr.contains("panicked"), "sextant {args:?} panicked:\n{}", run.stderr);
+    run
+}
+
+pub fn json(run: &Run) -> serde_json::Value {
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", run.stdout))
+}
+
+/// Whether a GPU adapter exists here; see the runtime's tests for the `SEXTANT_REQUIRE_GPU` contract.
+pub fn gpu_available() -> bool {
+    let run = sextant(&["inspect", "--json", "--dim", "N=1", fixture("digits_mlp/model.onnx").to_str().unwrap()]);
+    let reason = json(&run)["engines"]["gpu"]["reason"].as_str().unwrap_or_default().to_owned();
+    if reason.contains("no GPU adapter") || reason.contains("device could not be opened") {
+        assert!(std::env::var_os("SEXTANT_REQUIRE_GPU").is_none(), "SEXTANT_REQUIRE_GPU is set but: {reason}");
+        eprintln!("\n\n*** SKIPPED: no GPU adapter on this machine; GPU checks did not run ***\n\n");
+        return false;
+    }
+    true
+}
