@@ -1,7 +1,7 @@
 //! `sextant conformance`: ONNX backend test cases on every engine.
 //!
 //! A case is a folder holding `model.onnx` and `test_data_set_*/{input,output}_N.pb`. Each case runs
-//! on each engine and gets a verdict: pass, wrong (outside 1e-4 abs or rel of the expected output),
+//! on each engine and gets a verdict: pass, wrong (outside the tolerance, by default 1e-4 abs or rel),
 //! refused (the engine or the runtime declined, with the reason), or error (the run failed after the
 //! session was built). Wrong results and panics are the failures; the exit status is 1 if any occurred.
 
@@ -24,6 +24,12 @@ pub struct Args {
     /// Engines to run: cpu, gpu, or all.
     #[arg(long, value_enum, default_value = "all")]
     engines: Engines,
+    /// Absolute tolerance: a value passes within ATOL of the expected value, or within RTOL of it.
+    #[arg(long, default_value_t = Tolerance::default().abs)]
+    atol: f64,
+    /// Relative tolerance (see --atol).
+    #[arg(long, default_value_t = Tolerance::default().rel)]
+    rtol: f64,
     /// Print as JSON.
     #[arg(long)]
     json: bool,
@@ -65,6 +71,7 @@ pub fn main(args: Args) -> Result<ExitCode> {
         Engines::Gpu => &[Engine::Gpu],
         Engines::All => &[Engine::Cpu, Engine::Gpu],
     };
+    let tolerance = Tolerance { abs: args.atol, rel: args.rtol };
     let mut outcomes = Vec::new();
     for case in &cases {
         let name = args
@@ -77,7 +84,7 @@ pub fn main(args: Args) -> Result<ExitCode> {
             .display()
             .to_string();
         for &engine in engines {
-            let verdict = match catch_unwind(AssertUnwindSafe(|| run_case(case, engine))) {
+            let verdict = match catch_unwind(AssertUnwindSafe(|| run_case(case, engine, tolerance))) {
                 Ok(verdict) => verdict,
                 Err(_) => Verdict::Panicked { detail: "see the panic message above".to_owned() },
             };
@@ -155,7 +162,7 @@ fn numbered(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
     Ok(files.into_iter().map(|(_, p)| p).collect())
 }
 
-fn run_case(case: &Path, engine: Engine) -> Verdict {
+fn run_case(case: &Path, engine: Engine, tolerance: Tolerance) -> Verdict {
     let model = match std::fs::read(case.join("model.onnx"))
         .map_err(anyhow::Error::from)
         .and_then(|b| Ok(Model::from_bytes(&b)?))
@@ -194,7 +201,7 @@ fn run_case(case: &Path, engine: Engine) -> Verdict {
             return Verdict::Wrong { detail: format!("{} outputs, expected {}", actual.len(), expected.len()) };
         }
         for ((name, actual), expected) in actual.iter().zip(&expected) {
-            let comparison = compare(actual, expected, Tolerance::default());
+            let comparison = compare(actual, expected, tolerance);
             if !comparison.passed() {
                 return Verdict::Wrong { detail: format!("output `{name}`: {}", comparison.summary()) };
             }

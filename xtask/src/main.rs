@@ -5,6 +5,8 @@
 //! - `fixtures`: regenerate the runtime's test models and expected outputs (needs Python).
 //! - `conformance`: the ONNX backend test data from the `onnx` wheel, on every engine.
 //! - `wasm-size`: release sizes of the runtime for wasm32, raw and gzip, with and without the GPU engine.
+//! - `bench-compare`: `sextant bench` against onnxruntime (1 thread) and the runtime against plain
+//!   tract, side by side on squeezenet-, shufflenet- and resnet50-class models; prints the ratios.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,6 +31,12 @@ enum Task {
     Conformance,
     /// Build the runtime for wasm32 in release and print raw and gzip sizes.
     WasmSize,
+    /// Latency against onnxruntime (1 thread) and plain tract on materialised light models.
+    BenchCompare {
+        /// Timed runs per engine and model.
+        #[arg(long, default_value_t = 30)]
+        iterations: u32,
+    },
 }
 
 const WASM_TARGETS: [&str; 2] = ["wasm32-unknown-unknown", "wasm32-wasip2"];
@@ -39,6 +47,7 @@ fn main() -> Result<()> {
         Task::Fixtures => fixtures(),
         Task::Conformance => conformance(),
         Task::WasmSize => wasm_size().map(drop),
+        Task::BenchCompare { iterations } => bench_compare(iterations),
     }
 }
 
@@ -52,7 +61,8 @@ fn target_dir() -> PathBuf {
 }
 
 fn cargo() -> Command {
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    // The rustup proxy, not `$CARGO`: it honours rust-toolchain.toml, whichever toolchain ran xtask.
+    let mut cmd = Command::new("cargo");
     cmd.current_dir(root());
     cmd
 }
@@ -103,14 +113,19 @@ fn fixtures() -> Result<()> {
     run(Command::new("python3").arg(data.join("generate.py")))
 }
 
+/// The full backend test data of the `onnx` wheel (the committed cases are a subset), plus its light
+/// models with weights materialised and logits exposed, checked against onnxruntime.
 fn conformance() -> Result<()> {
-    pip_install(&["onnx"])?;
+    let compare = root().join("benches/compare");
+    pip_install(&["-r", compare.join("requirements.txt").to_str().context("path is not UTF-8")?])?;
     let data = output(Command::new("python3").args([
         "-c",
         "import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), 'backend', 'test', 'data'))",
     ]))?;
+    let models = target_dir().join("light-models");
+    run(Command::new("python3").arg(compare.join("light_models.py")).arg(&models))?;
     let suites = ["pytorch-converted", "pytorch-operator", "simple"].map(|s| Path::new(&data).join(s));
-    run(cargo().args(["run", "--release", "--quiet", "--", "conformance"]).args(suites))
+    run(cargo().args(["run", "--release", "--quiet", "--", "conformance"]).args(suites).arg(models))
 }
 
 /// Builds the runtime for each wasm32 target and prints its sizes; returns (label, raw, gzip).
@@ -126,12 +141,12 @@ fn wasm_size() -> Result<Vec<(String, u64, u64)>> {
     let mut sizes = Vec::new();
     for (label, target, gpu) in builds {
         let mut cmd = cargo();
-        cmd.args(["build", "--release", "--package", "runtime-size", "--target", target]);
+        cmd.args(["build", "--profile", "wasm", "--package", "runtime-size", "--target", target]);
         if !gpu {
             cmd.arg("--no-default-features");
         }
         run(&mut cmd)?;
-        let wasm = target_dir().join(target).join("release/runtime_size.wasm");
+        let wasm = target_dir().join(target).join("wasm/runtime_size.wasm");
         let raw = std::fs::metadata(&wasm).with_context(|| format!("while reading {}", wasm.display()))?.len();
         let gzip = output(Command::new("sh").arg("-c").arg(format!("gzip -9 -c '{}' | wc -c", wasm.display())))?
             .parse()
@@ -140,4 +155,46 @@ fn wasm_size() -> Result<Vec<(String, u64, u64)>> {
         sizes.push((label.to_owned(), raw, gzip));
     }
     Ok(sizes)
+}
+
+fn bench_compare(iterations: u32) -> Result<()> {
+    let compare = root().join("benches/compare");
+    pip_install(&["-r", compare.join("requirements.txt").to_str().context("path is not UTF-8")?])?;
+    let models = target_dir().join("light-models");
+    let names = ["squeezenet", "shufflenet", "resnet50"];
+    run(Command::new("python3").arg(compare.join("light_models.py")).arg(&models).args(names))?;
+    run(cargo().args(["build", "--release", "--quiet"]))?;
+    let sextant = target_dir().join("release/sextant");
+    // Correctness before speed: the materialised models against onnxruntime, on every engine.
+    run(Command::new(&sextant).arg("conformance").arg(&models))?;
+
+    let warmup = (iterations / 5).max(1).to_string();
+    let iterations = iterations.to_string();
+    let mut rows = Vec::new();
+    for name in names {
+        let case = models.join(name);
+        let ours: serde_json::Value = serde_json::from_str(&output(
+            Command::new(&sextant)
+                .args(["bench", "--backend", "cpu", "--json", "--iterations", &iterations, "--warmup", &warmup])
+                .arg(case.join("model.onnx"))
+                .arg("--input")
+                .arg(case.join("test_data_set_0/input_0.pb")),
+        )?)?;
+        let theirs: serde_json::Value = serde_json::from_str(&output(
+            Command::new("python3").arg(compare.join("ort_bench.py")).arg(&case).args([&iterations, &warmup]),
+        )?)?;
+        let p50 = |v: &serde_json::Value| v["latency_ms"]["p50"].as_f64().unwrap_or(f64::NAN);
+        rows.push((name, p50(&ours), p50(&theirs), theirs["onnxruntime"].as_str().unwrap_or("?").to_owned()));
+    }
+    println!(
+        "\nmachine: {}",
+        output(Command::new("sh").args(["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]))?
+    );
+    println!("{:<12} {:>16} {:>22} {:>8}", "model", "sextant cpu p50", "onnxruntime 1t p50", "ratio");
+    for (name, ours, theirs, version) in &rows {
+        println!("{name:<12} {ours:>13.2} ms {theirs:>19.2} ms {:>8.2}  (onnxruntime {version})", ours / theirs);
+    }
+    println!("\nruntime overhead over plain tract:");
+    let cases: Vec<PathBuf> = names.iter().map(|n| models.join(n)).collect();
+    run(cargo().args(["bench", "--quiet", "--bench", "overhead", "--"]).args(&cases))
 }

@@ -246,6 +246,39 @@ def dtypes():
     save_case("dtypes", model, inputs, "element type coverage")
 
 
+def gpu_ops():
+    """The GPU allowlist's ops that no backend case proves (their cases are refused for other ops)."""
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["x"], ["pooled"], name="gap"),
+        helper.make_node("Reshape", ["pooled", "flat_shape"], ["flat"], name="flatten"),
+        helper.make_node("MatMul", ["flat", "w"], ["matmul"], name="matmul"),
+        helper.make_node("Div", ["x", "divisor"], ["divided"], name="div"),
+        helper.make_node("Abs", ["x"], ["absolute"], name="abs"),
+        helper.make_node("Mul", ["x", "four"], ["x4"], name="times4"),
+        helper.make_node("Floor", ["x4"], ["floored"], name="floor"),
+        helper.make_node("Ceil", ["x4"], ["ceiled"], name="ceil"),
+    ]
+    rng = np.random.default_rng(11)
+    value = lambda name, shape: helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+    graph = helper.make_graph(
+        nodes,
+        "gpu_ops",
+        [value("x", [2, 4, 4, 4])],
+        [value("matmul", [2, 6]), value("divided", [2, 4, 4, 4]), value("absolute", [2, 4, 4, 4]),
+         value("floored", [2, 4, 4, 4]), value("ceiled", [2, 4, 4, 4])],
+        [
+            init("flat_shape", np.array([2, 4], dtype=np.int64)),
+            # wonnx needs M, K, N of a matrix product to share a factor (see gpu/rules.rs).
+            init("w", rng.normal(size=(4, 6)).astype(np.float32)),
+            init("divisor", rng.uniform(0.5, 2.0, size=4).astype(np.float32)),
+            init("four", np.float32(4)),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=OPSET, producer_name="sextant-fixtures")
+    x = rng.normal(size=(2, 4, 4, 4)).astype(np.float32)
+    save_case("gpu_ops", model, {"x": x}, "ops on the GPU allowlist that no backend case proves")
+
+
 def copy_backend_cases():
     source = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")
     target = os.path.join(HERE, "conformance")
@@ -268,4 +301,5 @@ if __name__ == "__main__":
     digits_cnn()
     wine_tabular()
     dtypes()
+    gpu_ops()
     copy_backend_cases()

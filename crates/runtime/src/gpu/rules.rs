@@ -1,6 +1,8 @@
 //! The GPU allowlist: ops, and the attribute variants of each, that this project's conformance runs
-//! (`crates/runtime/test_data/conformance`, run on every engine by `tests/it/conformance.rs`) prove
-//! wonnx computes correctly. Anything else is refused before wonnx sees it.
+//! prove wonnx computes correctly: the backend cases in `crates/runtime/test_data/conformance` and
+//! the fixtures in `test_data/models` (`gpu_ops` covers the ops no backend case reaches), run on
+//! every engine by the tests. Anything else is refused before wonnx sees it. Adding an op here
+//! needs a passing case there.
 //!
 //! Known-bad wonnx cases this keeps out: Gemm with transA (transB is rewritten away), 1-D and 3-D
 //! convolution and pooling, Pad and Concat (wrong numbers), ConstantOfShape (unsupported), Softmax
@@ -99,11 +101,13 @@ impl NodeCheck<'_> {
                 self.int_is("transB", 0, 0)?;
                 self.float_is("alpha", 1.0)?;
                 self.float_is("beta", 1.0)?;
-                self.rank(0, 2, "A must be a matrix")
+                self.rank(0, 2, "A must be a matrix")?;
+                self.matrix_dims_share_a_factor()
             }
             "MatMul" => {
                 self.rank(0, 2, "only matrix products of 2-D operands are proven")?;
-                self.rank(1, 2, "only matrix products of 2-D operands are proven")
+                self.rank(1, 2, "only matrix products of 2-D operands are proven")?;
+                self.matrix_dims_share_a_factor()
             }
             "Softmax" if WEB => Err("Chromium rejects wonnx's Softmax shader and the run returns zeros".to_owned()),
             "Softmax" if self.opset > 15 => Err(format!("wonnx implements Softmax up to opset 15, not {}", self.opset)),
@@ -183,6 +187,24 @@ impl NodeCheck<'_> {
             Some(rank) if rank == want => Ok(()),
             Some(rank) => Err(format!("{detail} (input {ix} has rank {rank})")),
             None => Err(format!("{detail} (input {ix} has no inferred shape)")),
+        }
+    }
+
+    /// wonnx tiles matrix products by gcd(M, K, N) and has no kernel for 1 when M > 1.
+    fn matrix_dims_share_a_factor(&self) -> Verdict {
+        let (Some(&[m, k]), Some(&[_, n])) = (self.input_shape(0), self.input_shape(1)) else {
+            return Err("operand shapes were not inferred as matrices".to_owned());
+        };
+        let gcd = |mut a: usize, mut b: usize| {
+            while b != 0 {
+                (a, b) = (b, a % b);
+            }
+            a
+        };
+        if m > 1 && gcd(gcd(m, k), n) == 1 {
+            Err(format!("wonnx needs M, K and N to share a factor when M > 1 (M={m}, K={k}, N={n})"))
+        } else {
+            Ok(())
         }
     }
 

@@ -21,17 +21,17 @@ fn check(name: &str, backend: BackendChoice) -> Engine {
 
 #[test]
 fn fixtures_match_onnxruntime_on_cpu() {
-    for name in ["digits_mlp", "digits_cnn", "wine_tabular", "dtypes"] {
+    for name in ["digits_mlp", "digits_cnn", "wine_tabular", "dtypes", "gpu_ops"] {
         assert_eq!(check(name, BackendChoice::Cpu), Engine::Cpu);
     }
 }
 
 #[test]
-fn cnn_and_mlp_run_on_the_gpu_and_match_onnxruntime() {
+fn cnn_mlp_and_allowlisted_ops_run_on_the_gpu_and_match_onnxruntime() {
     if !gpu_available() {
         return;
     }
-    for name in ["digits_mlp", "digits_cnn"] {
+    for name in ["digits_mlp", "digits_cnn", "gpu_ops"] {
         assert_eq!(check(name, BackendChoice::Gpu), Engine::Gpu);
         assert_eq!(check(name, BackendChoice::Auto), Engine::Gpu);
     }
