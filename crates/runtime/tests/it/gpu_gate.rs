@@ -26,7 +26,8 @@ fn non_f32_graphs_are_refused() {
         return;
     }
     assert_eq!(refusal("dtypes", &[]), Refusal::UnsupportedDType { tensor: "f64".into(), dtype: "f64".into() });
-    let Refusal::UnsupportedOp { node, op, detail } = refusal("wine_tabular", &[("N", 4)]) else { panic!() };
+    // Batch 1: with M=1 the Gemm is admitted (K=13 shares no factor with larger batches).
+    let Refusal::UnsupportedOp { node, op, detail } = refusal("wine_tabular", &[("N", 1)]) else { panic!() };
     assert_eq!((node.as_str(), op.as_str()), ("argmax", "ArgMax"));
     assert!(detail.contains("only f32 results are proven"), "{detail}");
 }
