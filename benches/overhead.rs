@@ -44,8 +44,9 @@ fn measure(case: &Path) -> (Duration, Duration) {
 
     let model = Model::from_bytes(&bytes).expect("model");
     let inputs: Vec<(String, Tensor)> = vec![(name, tensor)];
-    let dims = runtime::free_dims_of(model.inputs(), &inputs);
-    let options = SessionOptions { backend: BackendChoice::Cpu, dims, ..SessionOptions::default() };
+    // No dim overrides: tract gets the model as declared on both sides (a fixed batch would let the
+    // session's plan specialise where plain tract's cannot).
+    let options = SessionOptions { backend: BackendChoice::Cpu, ..SessionOptions::default() };
     let session = pollster::block_on(Session::new(&model, &options)).expect("session");
 
     // Both sides copy the input once per run: tract's caller clones its tensor, ours moves a clone in.

@@ -34,6 +34,11 @@ pub enum Refusal {
     /// The runtime was built without the GPU engine.
     NotBuilt,
     NoAdapter,
+    /// `Auto` skips software adapters (lavapipe, SwiftShader): they are slower than the CPU engine.
+    /// An explicit `Gpu` choice still uses them.
+    SoftwareAdapter {
+        adapter: String,
+    },
     Device {
         message: String,
     },
@@ -83,6 +88,9 @@ impl fmt::Display for Refusal {
         match self {
             Refusal::NotBuilt => f.write_str("this build has no GPU engine (cargo feature `gpu` is off)"),
             Refusal::NoAdapter => f.write_str("no GPU adapter was found"),
+            Refusal::SoftwareAdapter { adapter } => {
+                write!(f, "the only adapter, {adapter}, is a software rasteriser, slower than the CPU engine")
+            }
             Refusal::Device { message } => write!(f, "the GPU device could not be opened: {message}"),
             Refusal::FreeDim { input, dim } => {
                 write!(

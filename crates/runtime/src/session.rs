@@ -1,6 +1,6 @@
 //! One [`Session`] over whichever engine is proven right for the model.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::backend::{Backend, Engine, EngineReport, Refusal};
 use crate::compare::Tolerance;
@@ -12,7 +12,7 @@ use crate::{Error, Result, Tensor};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendChoice {
-    /// The GPU where the gate passes, else the CPU.
+    /// The GPU where the gate passes and the adapter is hardware, else the CPU.
     #[default]
     Auto,
     /// The GPU or an error saying why not.
@@ -62,22 +62,20 @@ impl Session {
     /// Builds a session, choosing the engine as `options.backend` says and recording why.
     pub async fn new(model: &Model, options: &SessionOptions) -> Result<Session> {
         let model = model.with_dims(&options.dims)?;
-        let cpu = || CpuEngine::new(&model).map_err(|reason| Error::EngineRefused { engine: Engine::Cpu, reason });
+        // The CPU engine is the answer for `Cpu`, the GPU probe's reference, and the fallback.
+        let cpu = CpuEngine::new(&model);
+        let cpu_refused = |reason| Error::EngineRefused { engine: Engine::Cpu, reason };
         let (backend, report): (Box<dyn Backend>, EngineReport) = match options.backend {
-            BackendChoice::Cpu => (Box::new(cpu()?), cpu_report(Vec::new(), None)),
-            BackendChoice::Gpu | BackendChoice::Auto => {
-                let reference = CpuEngine::new(&model);
-                match gpu_session(&model, reference.as_ref(), options).await {
-                    Ok(gpu) => gpu,
-                    Err((reason, _)) if options.backend == BackendChoice::Gpu => {
-                        return Err(Error::EngineRefused { engine: Engine::Gpu, reason });
-                    }
-                    Err((reason, adapter)) => {
-                        let cpu = reference.map_err(|reason| Error::EngineRefused { engine: Engine::Cpu, reason })?;
-                        (Box::new(cpu), cpu_report(vec![(Engine::Gpu, reason)], adapter))
-                    }
+            BackendChoice::Cpu => (Box::new(cpu.map_err(cpu_refused)?), cpu_report(Vec::new(), None)),
+            BackendChoice::Gpu | BackendChoice::Auto => match gpu_session(&model, cpu.as_ref(), options).await {
+                Ok(gpu) => gpu,
+                Err((reason, _)) if options.backend == BackendChoice::Gpu => {
+                    return Err(Error::EngineRefused { engine: Engine::Gpu, reason });
                 }
-            }
+                Err((reason, adapter)) => {
+                    (Box::new(cpu.map_err(cpu_refused)?), cpu_report(vec![(Engine::Gpu, reason)], adapter))
+                }
+            },
         };
         Ok(Session { backend, inputs: model.inputs().to_vec(), outputs: model.outputs().to_vec(), report })
     }
@@ -133,19 +131,18 @@ async fn gpu_session(_: &Model, _: Result<&CpuEngine, &Refusal>, _: &SessionOpti
 /// must take the same value everywhere it appears in one run.
 fn check_inputs(expected: &[ValueInfo], inputs: Vec<(String, Tensor)>) -> Result<Vec<Tensor>> {
     let names = || expected.iter().map(|i| i.name.clone()).collect::<Vec<_>>();
-    let mut given: HashMap<String, Tensor> = HashMap::with_capacity(inputs.len());
+    // Models have a handful of inputs: positions and linear scans beat hashing on every run.
+    let mut slots: Vec<Option<Tensor>> = expected.iter().map(|_| None).collect();
     for (name, tensor) in inputs {
-        if !expected.iter().any(|i| i.name == name) {
+        let Some(ix) = expected.iter().position(|i| i.name == name) else {
             return Err(Error::UnexpectedInput { name, expected: names() });
-        }
-        given.insert(name, tensor);
+        };
+        slots[ix] = Some(tensor);
     }
-    let mut bound: HashMap<&str, usize> = HashMap::new();
+    let mut bound: Vec<(&str, usize)> = Vec::new();
     let mut ordered = Vec::with_capacity(expected.len());
-    for info in expected {
-        let tensor = given
-            .remove(&info.name)
-            .ok_or_else(|| Error::MissingInput { name: info.name.clone(), expected: names() })?;
+    for (info, slot) in expected.iter().zip(slots) {
+        let tensor = slot.ok_or_else(|| Error::MissingInput { name: info.name.clone(), expected: names() })?;
         if let Some(dtype) = info.dtype
             && dtype != tensor.dtype()
         {
@@ -163,7 +160,13 @@ fn check_inputs(expected: &[ValueInfo], inputs: Vec<(String, Tensor)>) -> Result
             for (axis, (dim, &actual)) in dims.iter().zip(tensor.shape()).enumerate() {
                 let expected = match dim {
                     Dim::Fixed(v) => Some(*v as usize),
-                    Dim::Symbolic(name) => Some(*bound.entry(name.as_str()).or_insert(actual)),
+                    Dim::Symbolic(name) => match bound.iter().find(|(n, _)| n == name) {
+                        Some(&(_, value)) => Some(value),
+                        None => {
+                            bound.push((name.as_str(), actual));
+                            Some(actual)
+                        }
+                    },
                     Dim::Unknown => None,
                 };
                 if let Some(want) = expected

@@ -2,12 +2,20 @@
 
 use crate::backend::Refusal;
 
-/// Finds the adapter wonnx will pick and checks that a device opens on it; returns its description.
+/// The adapter the GPU engine would run on.
+pub(crate) struct Adapter {
+    /// e.g. `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan)`.
+    pub description: String,
+    /// A software rasteriser (lavapipe, SwiftShader, WARP): real, but slower than the CPU engine.
+    pub software: bool,
+}
+
+/// Finds the adapter wonnx will pick and checks that a device opens on it.
 ///
 /// wonnx 0.5.1 `expect`s both steps, so doing them first here is what keeps a machine without a GPU
 /// from panicking. The selection mirrors wonnx's own (`WGPU_BACKEND` and `WGPU_ADAPTER_NAME` are
 /// read by wgpu's helpers exactly as wonnx reads them) so the probe answers for the adapter wonnx uses.
-pub(crate) async fn probe() -> Result<String, Refusal> {
+pub(crate) async fn probe() -> Result<Adapter, Refusal> {
     let backends = wgpu::util::backend_bits_from_env().unwrap_or(wgpu::Backends::PRIMARY);
     let instance =
         wgpu::Instance::new(wgpu::InstanceDescriptor { backends, dx12_shader_compiler: wgpu::Dx12Compiler::Fxc });
@@ -19,5 +27,8 @@ pub(crate) async fn probe() -> Result<String, Refusal> {
         .request_device(&wgpu::DeviceDescriptor::default(), None)
         .await
         .map_err(|e| Refusal::Device { message: e.to_string() })?;
-    Ok(format!("{} ({:?})", info.name, info.backend))
+    Ok(Adapter {
+        description: format!("{} ({:?})", info.name, info.backend),
+        software: info.device_type == wgpu::DeviceType::Cpu,
+    })
 }

@@ -3,6 +3,7 @@
 //! wonnx 0.5.1 is measured to return silently wrong numbers on some graphs and to panic on others,
 //! so nothing reaches it unchecked. The gate, in order:
 //! 1. [`adapter`]: find an adapter and open a device the way wonnx will (no panic when there is none);
+//!    `Auto` passes over software adapters, which are slower than the CPU engine;
 //! 2. [`prepare`]: fix shapes (wonnx needs every intermediate shape), infer them with tract, and
 //!    rewrite what wonnx lacks into mathematically identical forms;
 //! 3. [`rules`]: an allowlist of ops *and attribute variants* that this project's conformance runs
@@ -22,7 +23,7 @@ use crate::backend::Refusal;
 use crate::compare::{Comparison, compare};
 use crate::cpu::CpuEngine;
 use crate::model::Model;
-use crate::session::SessionOptions;
+use crate::session::{BackendChoice, SessionOptions};
 use crate::{Result, Tensor};
 
 pub(crate) use engine::GpuEngine;
@@ -40,8 +41,11 @@ pub(crate) async fn gate(
     reference: Result<&CpuEngine, &Refusal>,
     options: &SessionOptions,
 ) -> std::result::Result<Gated, (Refusal, Option<String>)> {
-    let adapter = adapter::probe().await.map_err(|r| (r, None))?;
+    let adapter::Adapter { description: adapter, software } = adapter::probe().await.map_err(|r| (r, None))?;
     let refuse = |r: Refusal| (r, Some(adapter.clone()));
+    if software && options.backend == BackendChoice::Auto {
+        return Err(refuse(Refusal::SoftwareAdapter { adapter: adapter.clone() }));
+    }
     let prepared = prepare::prepare(model).map_err(refuse)?;
     let engine = GpuEngine::new(prepared).await.map_err(refuse)?;
     let probe = if options.gpu_probe {

@@ -1,7 +1,7 @@
 //! Every fixture reproduces onnxruntime within 1e-4 on the CPU engine, and on the GPU engine
 //! wherever the gate admits it.
 
-use runtime::{BackendChoice, Engine, Tolerance, compare, free_dims_of};
+use runtime::{BackendChoice, Engine, Refusal, Tolerance, compare, free_dims_of};
 
 use crate::{case, gpu_available, session};
 
@@ -33,7 +33,23 @@ fn cnn_mlp_and_allowlisted_ops_run_on_the_gpu_and_match_onnxruntime() {
     }
     for name in ["digits_mlp", "digits_cnn", "gpu_ops"] {
         assert_eq!(check(name, BackendChoice::Gpu), Engine::Gpu);
-        assert_eq!(check(name, BackendChoice::Auto), Engine::Gpu);
+    }
+}
+
+#[test]
+fn auto_uses_the_gpu_only_on_hardware_adapters() {
+    if !gpu_available() {
+        return;
+    }
+    let case = case("digits_cnn");
+    let session = session(&case.model, BackendChoice::Auto, &[("N", 16)]).unwrap();
+    let adapter = session.report().adapter.clone().unwrap_or_default();
+    let software = ["llvmpipe", "lavapipe", "SwiftShader", "WARP"].iter().any(|s| adapter.contains(s));
+    if software {
+        assert_eq!(session.engine(), Engine::Cpu);
+        assert!(matches!(session.report().refused.as_slice(), [(Engine::Gpu, Refusal::SoftwareAdapter { .. })]));
+    } else {
+        assert_eq!(session.engine(), Engine::Gpu, "{:?}", session.report());
     }
 }
 

@@ -39,7 +39,10 @@ fn auto_records_why_the_gpu_was_refused() {
     assert_eq!(report.engine, Engine::Cpu);
     let [(Engine::Gpu, reason)] = report.refused.as_slice() else { panic!("{report:?}") };
     assert!(
-        matches!(reason, Refusal::UnsupportedDType { .. } | Refusal::NoAdapter | Refusal::NotBuilt),
+        matches!(
+            reason,
+            Refusal::UnsupportedDType { .. } | Refusal::SoftwareAdapter { .. } | Refusal::NoAdapter | Refusal::NotBuilt
+        ),
         "unexpected reason: {reason}"
     );
 }
