@@ -8,8 +8,9 @@
 //! - `bench-compare`: `sextant bench` against onnxruntime (1 thread) and the runtime against plain
 //!   tract, side by side on squeezenet-, shufflenet- and resnet50-class models; prints the ratios.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -92,7 +93,7 @@ fn add_wasm_targets() -> Result<()> {
 fn ci() -> Result<()> {
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
-    run(cargo().args(["test", "--workspace"]))?;
+    let tally = cargo_test()?;
     let cases = root().join("crates/runtime/test_data");
     run(cargo()
         .args(["run", "--quiet", "--", "conformance"])
@@ -101,7 +102,48 @@ fn ci() -> Result<()> {
     // The builds the core must never lose; `wasm-size` adds the CPU-only browser build for comparison.
     wasm_size(&[WASM_BUILDS[0], WASM_BUILDS[2]])?;
     eprintln!("xtask ci: all checks passed");
+    // The closing line: cargo's own last `test result:` may be a crate with no tests.
+    println!("tests: {} passed, {} failed, {} skipped", tally.passed, tally.failed, tally.ignored);
     Ok(())
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+/// `cargo test --workspace`, echoing its output and adding up its `test result:` lines.
+fn cargo_test() -> Result<Tally> {
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace"]).stdout(Stdio::piped());
+    eprintln!("$ {cmd:?}");
+    let mut child = cmd.spawn().context("while starting cargo test")?;
+    let stdout = child.stdout.take().context("cargo test has no stdout")?;
+    let mut tally = Tally::default();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("while reading cargo test's output")?;
+        println!("{line}");
+        let Some(counts) = line.strip_prefix("test result: ") else { continue };
+        for part in counts.split(['.', ';']).map(str::trim) {
+            let mut words = part.split_whitespace();
+            let (Some(n), Some(what)) = (words.next().and_then(|n| n.parse::<u64>().ok()), words.next()) else {
+                continue;
+            };
+            match what {
+                "passed" => tally.passed += n,
+                "failed" => tally.failed += n,
+                "ignored" => tally.ignored += n,
+                _ => {}
+            }
+        }
+    }
+    let status = child.wait().context("while waiting for cargo test")?;
+    if !status.success() {
+        bail!("cargo test failed with {status}");
+    }
+    Ok(tally)
 }
 
 fn pip_install(packages: &[&str]) -> Result<()> {

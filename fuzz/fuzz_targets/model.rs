@@ -1,0 +1,21 @@
+//! Model bytes from outside: parse, build a CPU session, run it once. Errors are fine; panics,
+//! aborts and hangs are bugs.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use runtime::{BackendChoice, Model, Session, SessionOptions, synthetic_inputs};
+
+/// Inputs larger than this are not run: the point is the engine's handling of the graph, and a
+/// model may legitimately declare an input too large to fill here.
+const MAX_INPUT_ELEMENTS: usize = 1 << 16;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(model) = Model::from_bytes(data) else { return };
+    let options = SessionOptions { backend: BackendChoice::Cpu, ..SessionOptions::default() };
+    let Ok(session) = pollster::block_on(Session::new(&model, &options)) else { return };
+    let Ok(inputs) = synthetic_inputs(session.inputs(), &Default::default(), 1) else { return };
+    if inputs.iter().map(|(_, t)| t.len()).sum::<usize>() > MAX_INPUT_ELEMENTS {
+        return;
+    }
+    let _ = pollster::block_on(session.run(inputs));
+});
