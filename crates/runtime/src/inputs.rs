@@ -37,7 +37,7 @@ pub fn synthetic_inputs(
                     Dim::Unknown => 1,
                 })
                 .collect();
-            let count = element_count(&shape).ok_or_else(|| Error::ShapeMismatch {
+            let count = element_count(&shape, dtype.size_of()).ok_or_else(|| Error::ShapeMismatch {
                 shape: shape.clone(),
                 expected: usize::MAX,
                 actual: 0,

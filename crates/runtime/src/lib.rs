@@ -21,6 +21,7 @@ mod inputs;
 mod model;
 mod session;
 mod tensor;
+mod tensor_proto;
 
 pub use backend::{Engine, EngineReport, Refusal};
 pub use compare::{Comparison, Tolerance, compare};

@@ -140,6 +140,7 @@ impl Model {
             .collect::<Result<Vec<_>>>()?;
         let outputs = graph.output.iter().map(|o| ValueInfo::from_proto(o, "output")).collect::<Result<Vec<_>>>()?;
         check_topology(graph)?;
+        crate::tensor_proto::check_graph(graph).map_err(Error::InvalidModel)?;
 
         let mut ops = BTreeMap::new();
         for node in &graph.node {

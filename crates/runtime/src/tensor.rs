@@ -193,7 +193,7 @@ impl Tensor {
     }
 
     pub fn from_data(shape: &[usize], data: TensorData) -> Result<Tensor> {
-        let expected = element_count(shape).ok_or_else(|| Error::ShapeMismatch {
+        let expected = element_count(shape, data.dtype().size_of()).ok_or_else(|| Error::ShapeMismatch {
             shape: shape.to_vec(),
             expected: usize::MAX,
             actual: data.len(),
@@ -234,9 +234,15 @@ impl Tensor {
     }
 }
 
-/// The number of elements a shape holds, or `None` if it overflows `usize`.
-pub(crate) fn element_count(shape: &[usize]) -> Option<usize> {
-    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+/// The number of elements a shape holds, or `None` when the shape is too large for any buffer of
+/// `element_size`-byte values. As in ndarray (and so tract, which panics past it), zero dims do not
+/// excuse the others: the product of the non-zero dims, in bytes, must fit in `isize`.
+pub(crate) fn element_count(shape: &[usize], element_size: usize) -> Option<usize> {
+    let nonzero = shape.iter().filter(|&&d| d != 0).try_fold(1usize, |acc, &d| acc.checked_mul(d))?;
+    if nonzero.checked_mul(element_size.max(1))? > isize::MAX as usize {
+        return None;
+    }
+    Some(if shape.contains(&0) { 0 } else { nonzero })
 }
 
 #[cfg(test)]
@@ -253,6 +259,9 @@ mod tests {
     #[test]
     fn overflowing_shapes_are_errors() {
         assert!(Tensor::new(&[usize::MAX, 2], vec![0u8; 1]).is_err());
+        // Empty, yet too large for tract's buffers (a fuzzer found this one).
+        assert!(Tensor::new(&[0, 1 << 40, 1 << 40], Vec::<f32>::new()).is_err());
+        assert!(Tensor::new(&[0, 1 << 20], Vec::<f32>::new()).is_ok());
     }
 
     #[test]

@@ -45,8 +45,8 @@ pub fn decode(bytes: &[u8]) -> Result<Tensor> {
             return Err(bad(format!("dtype `{other}` is not supported (f4, f8, i8, i4, u1, i1, b1, little-endian)")));
         }
     };
-    let count = element_count(&shape).ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
-    let expected = count.checked_mul(dtype.size_of()).ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
+    let count = element_count(&shape, dtype.size_of()).ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
+    let expected = count * dtype.size_of();
     if body.len() != expected {
         return Err(bad(format!(
             "shape {shape:?} of {dtype} needs {expected} data bytes, the file has {}",

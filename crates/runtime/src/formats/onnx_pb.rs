@@ -9,6 +9,8 @@ use crate::{Error, Result, Tensor};
 /// Decodes a serialized `TensorProto`. External data is not followed (there is no IO here).
 pub fn decode(bytes: &[u8]) -> Result<Tensor> {
     let proto = TensorProto::decode(bytes).map_err(|source| Error::Decode { what: "ONNX TensorProto", source })?;
+    crate::tensor_proto::check(&proto, "tensor")
+        .map_err(|detail| Error::TensorFormat { format: "ONNX TensorProto", detail })?;
     // The resolver is only consulted for external data, which a `None` path refuses.
     let tensor = tract_onnx::tensor::load_tensor(&FopenDataResolver, &proto, None)
         .map_err(|e| Error::TensorFormat { format: "ONNX TensorProto", detail: format!("{e:#}") })?;
