@@ -7,13 +7,24 @@ use tract_onnx::prelude::{
 };
 
 use crate::backend::{Backend, Engine, LocalBoxFuture, Refusal};
-use crate::model::Model;
+use crate::model::{Dim, Model, is_default_domain, node_name};
 use crate::tensor::{Element, TensorData};
 use crate::{Error, Result, Tensor};
 
 #[derive(Debug)]
 pub(crate) struct CpuEngine {
     plan: Arc<TypedRunnableModel>,
+    input_names: Vec<String>,
+    index_checks: Vec<IndexCheck>,
+}
+
+/// An input that feeds `Gather` indices directly. tract panics on an out-of-range index (a wasm
+/// page would die of it), so values are checked against the gathered axis before every run.
+#[derive(Debug)]
+struct IndexCheck {
+    input: usize,
+    node: String,
+    axis_len: usize,
 }
 
 impl CpuEngine {
@@ -23,14 +34,68 @@ impl CpuEngine {
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
             .map_err(|e| Refusal::Failed { message: format!("tract cannot run this model: {e:#}") })?;
-        Ok(CpuEngine { plan })
+        let input_names = model.inputs().iter().map(|i| i.name.clone()).collect();
+        Ok(CpuEngine { plan, input_names, index_checks: index_checks(model) })
     }
 
     pub(crate) fn run_now(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
+        for check in &self.index_checks {
+            if let Some(tensor) = inputs.get(check.input) {
+                check_indices(check, &self.input_names[check.input], tensor)?;
+            }
+        }
         let inputs: TVec<TValue> = inputs.into_iter().map(to_tract).collect::<Result<_>>()?;
-        let outputs =
-            self.plan.run(inputs).map_err(|e| Error::Engine { engine: Engine::Cpu, message: format!("{e:#}") })?;
+        let engine_error = |message: String| Error::Engine { engine: Engine::Cpu, message };
+        let outputs = crate::unwind::guarded_sync(|| self.plan.run(inputs))
+            .map_err(|panic| engine_error(format!("tract panicked: {}", panic.0)))?
+            .map_err(|e| engine_error(format!("{e:#}")))?;
         outputs.into_iter().map(|t| from_tract(&t)).collect()
+    }
+}
+
+fn index_checks(model: &Model) -> Vec<IndexCheck> {
+    let Some(graph) = model.proto().graph.as_ref() else { return Vec::new() };
+    let fixed_dims = |name: &str| -> Option<Vec<usize>> {
+        if let Some(init) = graph.initializer.iter().find(|t| t.name == name) {
+            return init.dims.iter().map(|&d| usize::try_from(d).ok()).collect();
+        }
+        let info = model.inputs().iter().find(|i| i.name == name)?;
+        info.shape.as_ref()?.iter().map(|d| if let Dim::Fixed(v) = d { Some(*v as usize) } else { None }).collect()
+    };
+    graph
+        .node
+        .iter()
+        .enumerate()
+        .filter(|(_, node)| node.op_type == "Gather" && is_default_domain(&node.domain))
+        .filter_map(|(ix, node)| {
+            let input = model.inputs().iter().position(|i| Some(&i.name) == node.input.get(1))?;
+            let dims = fixed_dims(node.input.first()?)?;
+            let axis = node.attribute.iter().find(|a| a.name == "axis").map_or(0, |a| a.i);
+            let axis = if axis < 0 { axis + dims.len() as i64 } else { axis };
+            let axis_len = *dims.get(usize::try_from(axis).ok()?)?;
+            Some(IndexCheck { input, node: node_name(node, ix), axis_len })
+        })
+        .collect()
+}
+
+fn check_indices(check: &IndexCheck, name: &str, tensor: &Tensor) -> Result<()> {
+    let values: Box<dyn Iterator<Item = i64>> = match tensor.data() {
+        TensorData::I64(v) => Box::new(v.iter().copied()),
+        TensorData::I32(v) => Box::new(v.iter().map(|&x| i64::from(x))),
+        _ => return Ok(()),
+    };
+    let len = check.axis_len as i64;
+    match values.enumerate().find(|&(_, v)| v < -len || v >= len) {
+        None => Ok(()),
+        Some((position, value)) => Err(Error::InputValue {
+            name: name.to_owned(),
+            detail: format!(
+                "index {value} at position {position} is out of range for Gather `{}` over an axis of length {len} (expected {} to {})",
+                check.node,
+                -len,
+                len - 1
+            ),
+        }),
     }
 }
 

@@ -25,6 +25,8 @@ pub enum Error {
     InputRank { name: String, expected: usize, shape: String, actual: Vec<usize> },
     #[error("input `{name}`: expected dim {axis} to be {expected} (shape {shape}), got shape {actual:?}")]
     InputDim { name: String, axis: usize, expected: String, shape: String, actual: Vec<usize> },
+    #[error("input `{name}`: {detail}")]
+    InputValue { name: String, detail: String },
     #[error("tensor shape {shape:?} holds {expected} elements, but {actual} values were given")]
     ShapeMismatch { shape: Vec<usize>, expected: usize, actual: usize },
     #[error("unsupported element type {0}")]

@@ -22,6 +22,7 @@ mod model;
 mod session;
 mod tensor;
 mod tensor_proto;
+mod unwind;
 
 pub use backend::{Engine, EngineReport, Refusal};
 pub use compare::{Comparison, Tolerance, compare};

@@ -279,6 +279,21 @@ def gpu_ops():
     save_case("gpu_ops", model, {"x": x}, "ops on the GPU allowlist that no backend case proves")
 
 
+def embedding():
+    """Token ids -> Gather over an embedding table: ids come from outside and may be out of range."""
+    rng = np.random.default_rng(5)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "ids"], ["vectors"], name="embed", axis=0)],
+        "embedding",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["N", 4])],
+        [helper.make_tensor_value_info("vectors", TensorProto.FLOAT, ["N", 4, 3])],
+        [init("table", rng.normal(size=(10, 3)).astype(np.float32))],
+    )
+    model = helper.make_model(graph, opset_imports=OPSET, producer_name="sextant-fixtures")
+    ids = np.array([[0, 9, -1, 3], [4, -10, 2, 2]], dtype=np.int64)
+    save_case("embedding", model, {"ids": ids}, "embedding lookup; negative ids count from the end")
+
+
 def copy_backend_cases():
     source = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")
     target = os.path.join(HERE, "conformance")
@@ -302,4 +317,5 @@ if __name__ == "__main__":
     wine_tabular()
     dtypes()
     gpu_ops()
+    embedding()
     copy_backend_cases()

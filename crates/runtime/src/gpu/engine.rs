@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use wonnx::utils::{InputTensor, OutputTensor};
 
 use super::prepare::Prepared;
-use super::unwind::guarded;
 use crate::backend::{Backend, Engine, LocalBoxFuture, Refusal};
+use crate::unwind::{Panic, guarded};
 use crate::{Error, Result, Tensor, TensorData};
 
 pub(crate) struct GpuEngine {
@@ -20,14 +20,15 @@ pub(crate) struct GpuEngine {
 impl GpuEngine {
     pub(crate) async fn new(prepared: Prepared) -> Result<GpuEngine, Refusal> {
         let session = guarded(wonnx::Session::from_bytes(&prepared.bytes))
-            .await?
+            .await
+            .map_err(panicked)?
             .map_err(|e| Refusal::Failed { message: format!("wonnx cannot compile this model: {e}") })?;
         Ok(GpuEngine { session, inputs: prepared.inputs, outputs: prepared.outputs })
     }
 
     /// Runs, turning a panic into a refusal: used by the probe, where the engine is not yet trusted.
     pub(crate) async fn run_guarded(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, Refusal> {
-        guarded(self.run_inner(inputs)).await?.map_err(|e| Refusal::Failed { message: e.to_string() })
+        guarded(self.run_inner(inputs)).await.map_err(panicked)?.map_err(|e| Refusal::Failed { message: e.to_string() })
     }
 
     async fn run_inner(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
@@ -58,9 +59,13 @@ impl Backend for GpuEngine {
     fn run<'a>(&'a self, inputs: Vec<Tensor>) -> LocalBoxFuture<'a, Result<Vec<Tensor>>> {
         Box::pin(async move {
             // The probe passed, yet the guard stays: a panic on other data must not take the process down.
-            guarded(self.run_inner(inputs)).await.map_err(|refusal| gpu_error(refusal.to_string()))?
+            guarded(self.run_inner(inputs)).await.map_err(|Panic(message)| gpu_error(format!("panicked: {message}")))?
         })
     }
+}
+
+fn panicked(Panic(message): Panic) -> Refusal {
+    Refusal::Panicked { message }
 }
 
 fn gpu_error(message: String) -> Error {

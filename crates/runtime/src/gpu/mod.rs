@@ -17,7 +17,6 @@ mod adapter;
 mod engine;
 mod prepare;
 mod rules;
-mod unwind;
 
 use crate::backend::Refusal;
 use crate::compare::{Comparison, compare};

@@ -21,7 +21,7 @@ fn check(name: &str, backend: BackendChoice) -> Engine {
 
 #[test]
 fn fixtures_match_onnxruntime_on_cpu() {
-    for name in ["digits_mlp", "digits_cnn", "wine_tabular", "dtypes", "gpu_ops"] {
+    for name in ["digits_mlp", "digits_cnn", "wine_tabular", "dtypes", "gpu_ops", "embedding"] {
         assert_eq!(check(name, BackendChoice::Cpu), Engine::Cpu);
     }
 }

@@ -54,3 +54,22 @@ fn cpu_choice_reports_no_refusals() {
         Err(Error::UnknownDim { .. })
     ));
 }
+
+#[test]
+fn out_of_range_gather_indices_are_an_input_error_not_a_panic() {
+    // tract panics on them (found by fuzzing); in wasm that would kill the page.
+    let model = case("embedding").model;
+    let session = session(&model, BackendChoice::Cpu, &[]).unwrap();
+    let run = |ids: Vec<i64>| {
+        let ids = Tensor::new(&[1, 4], ids).unwrap();
+        pollster::block_on(session.run(vec![("ids".into(), ids)]))
+    };
+    assert!(run(vec![0, 9, -10, -1]).is_ok());
+    let err = run(vec![0, 1, 10, 2]).unwrap_err();
+    assert!(matches!(err, Error::InputValue { .. }));
+    assert_eq!(
+        err.to_string(),
+        "input `ids`: index 10 at position 2 is out of range for Gather `embed` over an axis of length 10 (expected -10 to 9)"
+    );
+    assert!(run(vec![-11, 0, 0, 0]).is_err());
+}
