@@ -12,7 +12,13 @@ const MAX_INPUT_ELEMENTS: usize = 1 << 16;
 fuzz_target!(|data: &[u8]| {
     let Ok(model) = Model::from_bytes(data) else { return };
     let options = SessionOptions { backend: BackendChoice::Cpu, ..SessionOptions::default() };
-    let Ok(session) = pollster::block_on(Session::new(&model, &options)) else { return };
+    let session = match pollster::block_on(Session::new(&model, &options)) {
+        Ok(session) => session,
+        Err(error) => {
+            assert!(!error.to_string().contains("panicked"), "{error}");
+            return;
+        }
+    };
     let Ok(inputs) = synthetic_inputs(session.inputs(), &Default::default(), 1) else { return };
     if inputs.iter().map(|(_, t)| t.len()).sum::<usize>() > MAX_INPUT_ELEMENTS {
         return;

@@ -29,11 +29,15 @@ struct IndexCheck {
 
 impl CpuEngine {
     pub(crate) fn new(model: &Model) -> Result<CpuEngine, Refusal> {
-        let plan = tract_onnx::onnx()
-            .model_for_proto_model(model.proto())
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| Refusal::Failed { message: format!("tract cannot run this model: {e:#}") })?;
+        // tract is not hardened against hostile graphs (a fuzzer finds panics in its analysis).
+        let plan = crate::unwind::guarded_sync(|| {
+            tract_onnx::onnx()
+                .model_for_proto_model(model.proto())
+                .and_then(|m| m.into_optimized())
+                .and_then(|m| m.into_runnable())
+        })
+        .map_err(|panic| Refusal::Panicked { message: format!("tract, while building the plan: {}", panic.0) })?
+        .map_err(|e| Refusal::Failed { message: format!("tract cannot run this model: {e:#}") })?;
         let input_names = model.inputs().iter().map(|i| i.name.clone()).collect();
         Ok(CpuEngine { plan, input_names, index_checks: index_checks(model) })
     }

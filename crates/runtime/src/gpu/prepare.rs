@@ -96,10 +96,10 @@ pub(crate) fn prepare(model: &Model) -> Result<Prepared, Refusal> {
 
 /// Shapes and types of every named tensor, from tract's analysis of the model with fixed inputs.
 fn infer_shapes(proto: &pb::ModelProto) -> Result<HashMap<String, Fact>, Refusal> {
-    let typed = tract_onnx::onnx()
-        .model_for_proto_model(proto)
-        .and_then(|m| m.into_typed())
-        .map_err(|e| Refusal::ShapeInference { message: format!("{e:#}") })?;
+    let typed =
+        crate::unwind::guarded_sync(|| tract_onnx::onnx().model_for_proto_model(proto).and_then(|m| m.into_typed()))
+            .map_err(|panic| Refusal::Panicked { message: format!("tract, while inferring shapes: {}", panic.0) })?
+            .map_err(|e| Refusal::ShapeInference { message: format!("{e:#}") })?;
     let mut facts = HashMap::new();
     for node in typed.nodes() {
         for (ix, output) in node.outputs.iter().enumerate() {
