@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's build automation, in Rust rather than shell scripts.
 //!
-//! - `ci`: everything CI runs (fmt, clippy, tests, conformance, wasm32 builds), so a contributor
+//! - `ci`: everything CI runs (fmt, clippy, tests, conformance, wasm32 builds of the runtime and
+//!   telemetry crates), so a contributor
 //!   sees the same result locally.
 //! - `fixtures`: regenerate the runtime's test models and expected outputs (needs Python).
 //! - `conformance`: the ONNX backend test data from the `onnx` wheel, on every engine.
@@ -101,6 +102,9 @@ fn ci() -> Result<()> {
         .arg(cases.join("conformance")))?;
     // The builds the core must never lose; `wasm-size` adds the CPU-only browser build for comparison.
     wasm_size(&[WASM_BUILDS[0], WASM_BUILDS[2]])?;
+    for target in WASM_TARGETS {
+        run(cargo().args(["build", "--package", "telemetry", "--target", target]))?;
+    }
     eprintln!("xtask ci: all checks passed");
     // The closing line: cargo's own last `test result:` may be a crate with no tests.
     println!("tests: {} passed, {} failed, {} skipped", tally.passed, tally.failed, tally.ignored);

@@ -1,0 +1,268 @@
+//! The client-side batcher: records in, encoded batches out, delivered in order with retries.
+//!
+//! No IO and no clock: the caller passes the time (`now_ms`) and a jitter value in [0, 1) from its
+//! own random source, sends what [`Batcher::next_due`] returns through its transport, and reports
+//! the outcome. Memory is bounded: at most one open batch plus `max_outbox` sealed ones. When the
+//! outbox is full the oldest batch is dropped and its records counted: as `dropped` if it was never
+//! attempted (or was refused), as `unconfirmed` if an attempt went unacknowledged (the collector may
+//! have stored it). Every batch carries both running totals: nothing is dropped silently, and no
+//! loss is counted twice.
+
+use std::collections::VecDeque;
+
+use crate::encoding::{EncodeError, Format, encode};
+use crate::schema::{Batch, ModelRef, Record, SCHEMA_VERSION, Source};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatcherConfig {
+    pub format: Format,
+    /// Seal the open batch at this many records...
+    pub max_records: usize,
+    /// ...or at about this many encoded bytes...
+    pub max_bytes: usize,
+    /// ...or when its oldest record is this old.
+    pub max_age_ms: i64,
+    /// Sealed batches kept for delivery; beyond this the oldest is dropped and counted.
+    pub max_outbox: usize,
+    pub retry: RetryPolicy,
+}
+
+impl Default for BatcherConfig {
+    fn default() -> Self {
+        BatcherConfig {
+            format: Format { encoding: crate::Encoding::MessagePack, gzip: false },
+            max_records: 500,
+            max_bytes: 512 << 10,
+            max_age_ms: 5_000,
+            max_outbox: 64,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Exponential backoff with full jitter: attempt `n` waits a uniform share of `min(max, base·2ⁿ)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub base_ms: u64,
+    pub max_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { base_ms: 250, max_ms: 60_000 }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `attempt` (1 for the first retry); `jitter` in [0, 1).
+    pub fn delay_ms(&self, attempt: u32, jitter: f64) -> u64 {
+        let ceiling = self.base_ms.saturating_mul(1u64 << attempt.min(32)).min(self.max_ms);
+        (ceiling as f64 * jitter.clamp(0.0, 1.0)) as u64
+    }
+}
+
+/// What the transport reports for one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored (2xx), including "already stored" for a repeated `batch_id`.
+    Accepted,
+    /// Worth retrying (network error, 429, 5xx); the server may say when.
+    Retry { after_ms: Option<u64> },
+    /// Refused for good (4xx other than 429): the batch is dropped and counted.
+    Rejected { reason: String },
+}
+
+/// A batch ready to send: the same id and bytes on every attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sealed {
+    pub batch_id: String,
+    pub body: Vec<u8>,
+    pub format: Format,
+    records: u64,
+    attempts: u32,
+    not_before_ms: i64,
+}
+
+/// Counters for the client's own health.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub records: u64,
+    pub batches_sealed: u64,
+    pub batches_delivered: u64,
+    pub batches_rejected: u64,
+    pub batches_evicted: u64,
+    pub retries: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PushError {
+    #[error("invalid record: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+}
+
+#[derive(Debug)]
+pub struct Batcher {
+    config: BatcherConfig,
+    source: Source,
+    model: ModelRef,
+    session: String,
+    next_seq: u64,
+    open: Vec<Record>,
+    open_bytes: usize,
+    opened_at_ms: i64,
+    outbox: VecDeque<Sealed>,
+    /// Running totals for the session (see [`Batch`]).
+    dropped: u64,
+    unconfirmed: u64,
+    /// The totals the newest sealed batch carries.
+    sealed_totals: (u64, u64),
+    stats: Stats,
+}
+
+impl Batcher {
+    /// `session` must be unique per client run (e.g. random): batch ids are `{session}-{seq}`.
+    pub fn new(config: BatcherConfig, source: Source, model: ModelRef, session: impl Into<String>) -> Batcher {
+        Batcher {
+            config,
+            source,
+            model,
+            session: session.into(),
+            next_seq: 0,
+            open: Vec::new(),
+            open_bytes: 0,
+            opened_at_ms: 0,
+            outbox: VecDeque::new(),
+            dropped: 0,
+            unconfirmed: 0,
+            sealed_totals: (0, 0),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Adds a record, sealing the open batch when it reaches the count or size limit. An invalid
+    /// record is refused here, so it cannot spoil a batch later.
+    pub fn push(&mut self, record: Record, now_ms: i64) -> Result<(), PushError> {
+        record.validate().map_err(PushError::Invalid)?;
+        let size = match self.config.format.encoding {
+            crate::Encoding::Json => serde_json::to_vec(&record).map_err(EncodeError::from)?.len(),
+            crate::Encoding::MessagePack => rmp_serde::to_vec(&record).map_err(EncodeError::from)?.len(),
+        };
+        if self.open.is_empty() {
+            self.opened_at_ms = now_ms;
+        }
+        self.open.push(record);
+        self.open_bytes += size;
+        self.stats.records += 1;
+        if self.open.len() >= self.config.max_records || self.open_bytes >= self.config.max_bytes {
+            self.seal()?;
+        }
+        Ok(())
+    }
+
+    /// Seals the open batch when its oldest record is `max_age_ms` old.
+    pub fn tick(&mut self, now_ms: i64) -> Result<(), EncodeError> {
+        if !self.open.is_empty() && now_ms - self.opened_at_ms >= self.config.max_age_ms {
+            self.seal()?;
+        }
+        Ok(())
+    }
+
+    /// Seals the open batch now (e.g. at shutdown). A batch is also sealed, empty, when the loss
+    /// totals have changed since the last one, so they reach the collector.
+    pub fn seal(&mut self) -> Result<(), EncodeError> {
+        if self.open.is_empty() && self.sealed_totals == (self.dropped, self.unconfirmed) {
+            return Ok(());
+        }
+        if self.outbox.len() >= self.config.max_outbox.max(1)
+            && let Some(evicted) = self.outbox.pop_front()
+        {
+            self.lose(&evicted, false);
+            self.stats.batches_evicted += 1;
+        }
+        let records = std::mem::take(&mut self.open);
+        let batch = Batch {
+            schema_version: SCHEMA_VERSION,
+            batch_id: format!("{}-{}", self.session, self.next_seq),
+            session: self.session.clone(),
+            source: self.source.clone(),
+            model: self.model.clone(),
+            dropped: self.dropped,
+            unconfirmed: self.unconfirmed,
+            records,
+        };
+        let body = encode(&batch, self.config.format)?;
+        self.outbox.push_back(Sealed {
+            batch_id: batch.batch_id,
+            body,
+            format: self.config.format,
+            records: batch.records.len() as u64,
+            attempts: 0,
+            not_before_ms: i64::MIN,
+        });
+        self.next_seq += 1;
+        self.sealed_totals = (self.dropped, self.unconfirmed);
+        self.open_bytes = 0;
+        self.stats.batches_sealed += 1;
+        Ok(())
+    }
+
+    /// Counts a batch given up on. Unless it was refused, an attempt may have stored it.
+    fn lose(&mut self, batch: &Sealed, refused: bool) {
+        if batch.attempts == 0 || refused {
+            self.dropped += batch.records;
+        } else {
+            self.unconfirmed += batch.records;
+        }
+    }
+
+    /// The batch to send now, if one is due. Batches go in order: the oldest first.
+    pub fn next_due(&self, now_ms: i64) -> Option<&Sealed> {
+        self.outbox.front().filter(|s| s.not_before_ms <= now_ms)
+    }
+
+    /// When the next batch becomes due, if any is waiting.
+    pub fn next_due_at(&self) -> Option<i64> {
+        self.outbox.front().map(|s| s.not_before_ms)
+    }
+
+    /// Records what became of an attempt to send `batch_id`. Reports for any batch but the one
+    /// [`Batcher::next_due`] returned are stale and ignored.
+    pub fn report(&mut self, batch_id: &str, outcome: Outcome, now_ms: i64, jitter: f64) {
+        let Some(front) = self.outbox.front_mut().filter(|s| s.batch_id == batch_id) else { return };
+        match outcome {
+            Outcome::Accepted => {
+                self.outbox.pop_front();
+                self.stats.batches_delivered += 1;
+            }
+            Outcome::Retry { after_ms } => {
+                front.attempts += 1;
+                let delay = after_ms.unwrap_or_else(|| self.config.retry.delay_ms(front.attempts, jitter));
+                front.not_before_ms = now_ms.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
+                self.stats.retries += 1;
+            }
+            Outcome::Rejected { .. } => {
+                if let Some(rejected) = self.outbox.pop_front() {
+                    self.lose(&rejected, true);
+                }
+                self.stats.batches_rejected += 1;
+            }
+        }
+    }
+
+    /// Sealed batches waiting for delivery.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// The session's loss totals: (certainly dropped, unconfirmed).
+    pub fn losses(&self) -> (u64, u64) {
+        (self.dropped, self.unconfirmed)
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+}

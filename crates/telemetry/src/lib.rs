@@ -1,0 +1,18 @@
+//! Sextant telemetry: the versioned wire schema every deployment sends, its encodings, and the
+//! client-side batcher.
+//!
+//! This crate does no IO and reads no clock: it builds for wasm32 and natively, and each client
+//! (browser, edge host, native app) brings its own transport and time. What it must never do is
+//! lose a record silently: invalid records are refused at `push`, and dropped ones are counted into
+//! the next batch.
+
+mod batcher;
+mod encoding;
+mod schema;
+
+pub use batcher::{Batcher, BatcherConfig, Outcome, PushError, RetryPolicy, Sealed, Stats};
+pub use encoding::{DecodeError, EncodeError, Encoding, Format, Limits, decode, encode};
+pub use schema::{
+    Batch, ClassScore, Diagnostic, EngineKind, ErrorKind, ErrorRecord, FeatureCounts, FeatureSummary, Label, ModelRef,
+    Output, Prediction, Record, SCHEMA_VERSION, Sample, Source, SourceKind, Truth,
+};
