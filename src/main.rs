@@ -8,6 +8,7 @@ mod check;
 mod conformance;
 mod inspect;
 mod options;
+mod profile;
 mod run;
 mod tensor_files;
 
@@ -34,6 +35,8 @@ enum Command {
     Check(check::Args),
     /// Run ONNX backend test cases (model.onnx + test_data_set_*) on every engine.
     Conformance(conformance::Args),
+    /// Build reference profiles that deployments count their inputs against.
+    Profile(profile::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::main(args),
         Command::Check(args) => check::main(args),
         Command::Conformance(args) => conformance::main(args),
+        Command::Profile(args) => profile::main(args),
     };
     match result {
         Ok(code) => code,

@@ -5,6 +5,7 @@
 
 mod cli;
 mod conformance;
+mod profile;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

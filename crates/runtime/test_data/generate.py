@@ -9,6 +9,7 @@
 Every case is a folder in ONNX backend test layout: model.onnx and test_data_set_0/{input,output}_N.pb.
 Output is deterministic for fixed package versions (seeds are fixed).
 """
+import json
 import os
 import shutil
 import sys
@@ -294,6 +295,22 @@ def embedding():
     save_case("embedding", model, {"ids": ids}, "embedding lookup; negative ids count from the end")
 
 
+def wine_dataset():
+    """The wine data as CSV, and numpy's quantile edges for it: the reference for profile building."""
+    x, y = load_wine(return_X_y=True)
+    names = [n.replace("/", "_") for n in load_wine().feature_names]
+    folder = os.path.join(HERE, "datasets")
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "wine.csv"), "w") as f:
+        f.write(",".join(names + ["class"]) + "\n")
+        for row, label in zip(x, y):
+            f.write(",".join(repr(float(v)) for v in row) + f",{label}\n")
+    edges = {n: sorted(set(np.quantile(x[:, i], np.linspace(0, 1, 11)).tolist())) for i, n in enumerate(names)}
+    with open(os.path.join(folder, "wine_profile_edges.json"), "w") as f:
+        json.dump({"bins": 10, "rows": len(y), "edges": edges}, f, indent=1)
+    print(f"datasets/wine.csv: {len(y)} rows")
+
+
 def copy_backend_cases():
     source = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")
     target = os.path.join(HERE, "conformance")
@@ -318,4 +335,5 @@ if __name__ == "__main__":
     dtypes()
     gpu_ops()
     embedding()
+    wine_dataset()
     copy_backend_cases()

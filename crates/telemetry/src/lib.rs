@@ -8,11 +8,15 @@
 
 mod batcher;
 mod encoding;
+mod profile;
 mod schema;
 
 pub use batcher::{Batcher, BatcherConfig, Outcome, PushError, RetryPolicy, Sealed, Stats};
 pub use encoding::{DecodeError, EncodeError, Encoding, Format, Limits, decode, encode};
+pub use profile::{
+    CategoryProfile, FeatureKind, FeatureProfile, NumberProfile, PROFILE_VERSION, Profile, Summarizer, Value,
+};
 pub use schema::{
-    Batch, ClassScore, Diagnostic, EngineKind, ErrorKind, ErrorRecord, FeatureCounts, FeatureSummary, Label, ModelRef,
-    Output, Prediction, Record, SCHEMA_VERSION, Sample, Source, SourceKind, Truth,
+    Batch, ClassScore, Diagnostic, EngineKind, ErrorKind, ErrorRecord, FeatureCounts, FeatureSummary, FieldCount,
+    Label, ModelRef, Output, Prediction, Record, SCHEMA_VERSION, Sample, Source, SourceKind, Truth,
 };

@@ -109,6 +109,16 @@ pub struct FeatureSummary {
     pub window_start_ms: i64,
     pub rows: u64,
     pub features: Vec<FeatureCounts>,
+    /// Fields the rows carried that the profile does not know (a renamed field shows up here while
+    /// its old name counts as missing).
+    #[serde(default)]
+    pub unexpected_fields: Vec<FieldCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldCount {
+    pub name: String,
+    pub count: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

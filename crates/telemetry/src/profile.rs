@@ -1,0 +1,347 @@
+//! Reference profiles, and the edge-side summariser that counts live rows against them.
+//!
+//! A profile is built once from training or validation data: per feature, quantile bin edges (for
+//! numbers) or a category dictionary, with the reference counts, missing rate and moments. At the
+//! edge, [`Summarizer`] counts rows over the same bins, so only counts leave the device.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::schema::{FeatureCounts, FeatureSummary, FieldCount, Record, Sample};
+
+pub const PROFILE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    pub profile_version: u32,
+    pub rows: u64,
+    pub features: Vec<FeatureProfile>,
+    /// The target column's profile, when one was named: the reference for prediction and label drift.
+    #[serde(default)]
+    pub target: Option<FeatureProfile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureProfile {
+    pub name: String,
+    /// Share of rows with no value.
+    pub missing_rate: f64,
+    pub kind: FeatureKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureKind {
+    Number(NumberProfile),
+    Category(CategoryProfile),
+}
+
+/// Bins: underflow (< `edges[0]`), `[edges[i], edges[i+1])` for each pair (the last one closed),
+/// overflow (> the last edge). `counts` has one entry per bin: `edges.len() + 1`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NumberProfile {
+    pub edges: Vec<f64>,
+    pub counts: Vec<u64>,
+    pub mean: f64,
+    pub std: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// One bin per dictionary entry, then "other". `counts` has `categories.len() + 1` entries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoryProfile {
+    pub categories: Vec<String>,
+    pub counts: Vec<u64>,
+}
+
+/// A value as a row carries it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    Number(f64),
+    Text(&'a str),
+    Missing,
+}
+
+impl NumberProfile {
+    /// Builds the profile of `values` (finite numbers) with up to `bins` quantile bins; the edges are
+    /// numpy's default (linear) quantiles, duplicates removed. `None` for no values.
+    pub fn build(values: &[f64], bins: usize) -> Option<NumberProfile> {
+        let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        if sorted.is_empty() {
+            return None;
+        }
+        sorted.sort_by(f64::total_cmp);
+        let bins = bins.max(1);
+        let mut edges: Vec<f64> = (0..=bins).map(|i| quantile(&sorted, i as f64 / bins as f64)).collect();
+        edges.dedup();
+        if edges.len() == 1 {
+            // A constant feature: [c, c] gives bins below, equal to, and above c.
+            edges.push(edges[0]);
+        }
+        let n = sorted.len() as f64;
+        let mean = sorted.iter().sum::<f64>() / n;
+        let std = (sorted.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let mut profile = NumberProfile {
+            counts: vec![0; edges.len() + 1],
+            edges,
+            mean,
+            std,
+            min: sorted[0],
+            max: sorted[sorted.len() - 1],
+        };
+        for &v in &sorted {
+            let bin = profile.bin(v);
+            profile.counts[bin] += 1;
+        }
+        Some(profile)
+    }
+
+    /// The bin of `v`: 0 is underflow, `edges.len()` is overflow.
+    pub fn bin(&self, v: f64) -> usize {
+        let Some(&last) = self.edges.last() else { return 0 };
+        if v > last {
+            return self.edges.len();
+        }
+        if v == last {
+            // The last bin is closed on the right.
+            return self.edges.len() - 1;
+        }
+        // Edges before or at v: 0 means underflow.
+        self.edges.partition_point(|&e| e <= v)
+    }
+}
+
+/// numpy's default ("linear") quantile of sorted values.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let position = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (position.floor() as usize, position.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (position - lo as f64)
+}
+
+impl CategoryProfile {
+    /// The `max_categories` most frequent values (ties by name), with the rest counted as "other".
+    pub fn build<'a>(values: impl IntoIterator<Item = &'a str>, max_categories: usize) -> CategoryProfile {
+        let mut frequency: BTreeMap<&str, u64> = BTreeMap::new();
+        for v in values {
+            *frequency.entry(v).or_insert(0) += 1;
+        }
+        let mut ranked: Vec<(&str, u64)> = frequency.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let kept = ranked.len().min(max_categories);
+        let other = ranked[kept..].iter().map(|(_, n)| n).sum();
+        let mut counts: Vec<u64> = ranked[..kept].iter().map(|(_, n)| *n).collect();
+        counts.push(other);
+        CategoryProfile { categories: ranked[..kept].iter().map(|(v, _)| (*v).to_owned()).collect(), counts }
+    }
+
+    /// The bin of `v`: its dictionary position, or `categories.len()` ("other").
+    pub fn bin(&self, v: &str) -> usize {
+        self.categories.iter().position(|c| c == v).unwrap_or(self.categories.len())
+    }
+}
+
+/// Counts rows against a profile at the edge; [`Summarizer::take`] turns the counts into a record.
+#[derive(Debug)]
+pub struct Summarizer<'p> {
+    profile: &'p Profile,
+    counts: Vec<FeatureCounts>,
+    unexpected: BTreeMap<String, u64>,
+    rows: u64,
+    /// Raw values kept per feature, when the model opted into sampling (0: none).
+    sample_limit: usize,
+}
+
+impl<'p> Summarizer<'p> {
+    pub fn new(profile: &'p Profile, sample_limit: usize) -> Summarizer<'p> {
+        let mut summarizer =
+            Summarizer { profile, counts: Vec::new(), unexpected: BTreeMap::new(), rows: 0, sample_limit };
+        summarizer.reset();
+        summarizer
+    }
+
+    fn reset(&mut self) {
+        self.rows = 0;
+        self.unexpected.clear();
+        self.counts = self
+            .profile
+            .features
+            .iter()
+            .map(|f| FeatureCounts {
+                name: f.name.clone(),
+                bins: vec![
+                    0;
+                    match &f.kind {
+                        FeatureKind::Number(n) => n.counts.len(),
+                        FeatureKind::Category(c) => c.counts.len(),
+                    }
+                ],
+                missing: 0,
+                type_mismatch: 0,
+                unseen: 0,
+                out_of_range: 0,
+                samples: Vec::new(),
+            })
+            .collect();
+    }
+
+    /// Counts one row, given as (field name, value) pairs. Profile features the row lacks count as
+    /// missing; fields the profile lacks count as unexpected.
+    pub fn observe(&mut self, row: &[(&str, Value<'_>)]) {
+        self.rows += 1;
+        for (name, _) in row {
+            if !self.profile.features.iter().any(|f| f.name == *name) {
+                *self.unexpected.entry((*name).to_owned()).or_insert(0) += 1;
+            }
+        }
+        for (feature, counts) in self.profile.features.iter().zip(&mut self.counts) {
+            let value = row.iter().find(|(name, _)| *name == feature.name).map_or(Value::Missing, |(_, v)| *v);
+            let sample = counts.samples.len() < self.sample_limit;
+            match (&feature.kind, value) {
+                (_, Value::Missing) => counts.missing += 1,
+                (FeatureKind::Number(_), Value::Number(v)) if v.is_nan() => counts.missing += 1,
+                (FeatureKind::Number(profile), Value::Number(v)) => {
+                    counts.bins[profile.bin(v)] += 1;
+                    if v < profile.min || v > profile.max {
+                        counts.out_of_range += 1;
+                    }
+                    if sample && v.is_finite() {
+                        counts.samples.push(Sample::Number(v));
+                    }
+                }
+                (FeatureKind::Number(_), Value::Text(_)) => counts.type_mismatch += 1,
+                (FeatureKind::Category(profile), Value::Text(v)) => {
+                    let bin = profile.bin(v);
+                    counts.bins[bin] += 1;
+                    if bin == profile.categories.len() {
+                        counts.unseen += 1;
+                    }
+                    if sample {
+                        counts.samples.push(Sample::Category(v.to_owned()));
+                    }
+                }
+                (FeatureKind::Category(_), Value::Number(_)) => counts.type_mismatch += 1,
+            }
+        }
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The counts since the last `take`, as a telemetry record; counting starts afresh.
+    pub fn take(&mut self, window_start_ms: i64) -> Record {
+        let summary = FeatureSummary {
+            window_start_ms,
+            rows: self.rows,
+            features: std::mem::take(&mut self.counts),
+            unexpected_fields: std::mem::take(&mut self.unexpected)
+                .into_iter()
+                .map(|(name, count)| FieldCount { name, count })
+                .collect(),
+        };
+        self.reset();
+        Record::Features(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The bin by definition, scanning: underflow, [e_i, e_i+1) with the last closed, overflow.
+    fn naive_bin(edges: &[f64], v: f64) -> usize {
+        let k = edges.len() - 1;
+        if v < edges[0] {
+            return 0;
+        }
+        if v > edges[k] {
+            return k + 1;
+        }
+        (1..=k).find(|&i| v < edges[i] || (i == k && v <= edges[k])).unwrap_or(k)
+    }
+
+    #[test]
+    fn quantiles_match_numpy() {
+        // np.quantile([1, 2, 3, 4, 10], [0, .25, .5, .75, 1]) == [1, 2, 3, 4, 10]
+        let p = NumberProfile::build(&[4.0, 1.0, 10.0, 3.0, 2.0], 4).unwrap();
+        assert_eq!(p.edges, [1.0, 2.0, 3.0, 4.0, 10.0]);
+        assert_eq!(p.counts, [0, 1, 1, 1, 2, 0]);
+        // np.quantile([0, 1], [0, 1/3, 2/3, 1])
+        let p = NumberProfile::build(&[0.0, 1.0], 3).unwrap();
+        assert_eq!(p.edges, [0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0]);
+        assert_eq!((p.mean, p.std, p.min, p.max), (0.5, 0.5, 0.0, 1.0));
+    }
+
+    #[test]
+    fn constant_features_keep_an_equal_bin() {
+        let p = NumberProfile::build(&[7.0; 5], 10).unwrap();
+        assert_eq!(p.edges, [7.0, 7.0]);
+        assert_eq!(p.counts, [0, 5, 0]);
+        assert_eq!((p.bin(6.0), p.bin(7.0), p.bin(8.0)), (0, 1, 2));
+    }
+
+    #[test]
+    fn categories_keep_the_most_frequent() {
+        let p = CategoryProfile::build(["b", "a", "b", "c", "a", "b", "d"], 2);
+        assert_eq!(p.categories, ["b", "a"]);
+        assert_eq!(p.counts, [3, 2, 2]);
+        assert_eq!((p.bin("a"), p.bin("zzz")), (1, 2));
+    }
+
+    #[test]
+    fn summarizer_counts_integrity_problems() {
+        let profile = Profile {
+            profile_version: PROFILE_VERSION,
+            rows: 3,
+            features: vec![
+                FeatureProfile {
+                    name: "age".into(),
+                    missing_rate: 0.0,
+                    kind: FeatureKind::Number(NumberProfile::build(&[20.0, 30.0, 40.0], 2).unwrap()),
+                },
+                FeatureProfile {
+                    name: "color".into(),
+                    missing_rate: 0.0,
+                    kind: FeatureKind::Category(CategoryProfile::build(["red", "blue", "red"], 10)),
+                },
+            ],
+            target: None,
+        };
+        let mut s = Summarizer::new(&profile, 2);
+        s.observe(&[("age", Value::Number(25.0)), ("color", Value::Text("red"))]);
+        s.observe(&[("age", Value::Number(99.0)), ("color", Value::Text("green"))]);
+        s.observe(&[("age", Value::Text("old")), ("colour", Value::Text("red"))]);
+        s.observe(&[("age", Value::Number(f64::NAN)), ("color", Value::Missing)]);
+        let Record::Features(summary) = s.take(1_000) else { panic!() };
+        assert_eq!(summary.rows, 4);
+        let [age, color] = &summary.features[..] else { panic!() };
+        assert_eq!(age.bins, [0, 1, 0, 1]); // 25 in [20, 30); 99 overflows
+        assert_eq!((age.missing, age.type_mismatch, age.out_of_range), (1, 1, 1));
+        assert_eq!(age.samples, [Sample::Number(25.0), Sample::Number(99.0)]);
+        assert_eq!(color.bins, [1, 0, 1]); // red; green is "other"
+        assert_eq!((color.missing, color.unseen), (2, 1), "renamed `colour` leaves `color` missing");
+        assert_eq!(summary.unexpected_fields, [FieldCount { name: "colour".into(), count: 1 }]);
+        assert_eq!(s.rows(), 0, "take starts a new window");
+    }
+
+    proptest! {
+        #[test]
+        fn bins_agree_with_the_definition(
+            values in prop::collection::vec(-1e3f64..1e3, 1..300),
+            probes in prop::collection::vec(-2e3f64..2e3, 1..50),
+            bins in 1usize..20,
+        ) {
+            let p = NumberProfile::build(&values, bins).unwrap();
+            prop_assert!(p.edges.windows(2).all(|w| w[0] <= w[1]));
+            prop_assert_eq!(p.counts.iter().sum::<u64>(), values.len() as u64);
+            prop_assert_eq!(p.counts[0] + p.counts[p.counts.len() - 1], 0, "reference data never under/overflows");
+            for v in values.iter().chain(&probes) {
+                prop_assert_eq!(p.bin(*v), naive_bin(&p.edges, *v), "value {}", v);
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! `sextant profile build`: the reference profile of a data set, which deployments count against.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use telemetry::{CategoryProfile, FeatureKind, FeatureProfile, NumberProfile, PROFILE_VERSION, Profile};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Profile a CSV file with a header row: quantile bins per numeric column, a category
+    /// dictionary per other column, missing rates and moments.
+    Build(BuildArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BuildArgs {
+    /// The data, as CSV with a header row.
+    data: PathBuf,
+    /// The target column: profiled separately, not as a feature.
+    #[arg(long)]
+    target: Option<String>,
+    /// Where to write the profile (JSON).
+    #[arg(long)]
+    out: PathBuf,
+    /// Quantile bins per numeric column.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    bins: u16,
+    /// Most frequent values kept per categorical column; the rest count as "other".
+    #[arg(long, default_value_t = 50)]
+    max_categories: usize,
+}
+
+/// Cells that mean "no value".
+const MISSING: [&str; 6] = ["", "NA", "NaN", "nan", "null", "None"];
+
+pub fn main(args: Args) -> Result<ExitCode> {
+    let Command::Build(args) = args.command;
+    let mut reader =
+        csv::Reader::from_path(&args.data).with_context(|| format!("while opening {}", args.data.display()))?;
+    let headers: Vec<String> =
+        reader.headers().context("while reading the header row")?.iter().map(str::to_owned).collect();
+    if let Some(target) = &args.target
+        && !headers.contains(target)
+    {
+        bail!("target column `{target}` is not in the header; columns are {headers:?}");
+    }
+    let mut columns: Vec<Vec<String>> = vec![Vec::new(); headers.len()];
+    for (line, record) in reader.records().enumerate() {
+        // The csv crate refuses ragged rows, naming the line and the field counts.
+        let record = record.with_context(|| format!("while reading data row {}", line + 1))?;
+        for (column, cell) in columns.iter_mut().zip(record.iter()) {
+            column.push(cell.trim().to_owned());
+        }
+    }
+    let rows = columns.first().map_or(0, Vec::len);
+    if rows == 0 {
+        bail!("{} has a header but no data rows", args.data.display());
+    }
+    let mut profile =
+        Profile { profile_version: PROFILE_VERSION, rows: rows as u64, features: Vec::new(), target: None };
+    let (mut numeric, mut categorical) = (0, 0);
+    for (name, cells) in headers.iter().zip(&columns) {
+        let is_target = Some(name) == args.target.as_ref();
+        let feature = profile_column(name, cells, usize::from(args.bins), args.max_categories, is_target);
+        match &feature.kind {
+            FeatureKind::Number(_) => numeric += 1,
+            FeatureKind::Category(_) => categorical += 1,
+        }
+        if is_target {
+            profile.target = Some(feature);
+        } else {
+            profile.features.push(feature);
+        }
+    }
+    let json = serde_json::to_string_pretty(&profile)?;
+    std::fs::write(&args.out, json).with_context(|| format!("while writing {}", args.out.display()))?;
+    println!(
+        "profiled {rows} rows: {} features ({numeric} numeric, {categorical} categorical, counting the target){} -> {}",
+        profile.features.len(),
+        args.target.as_ref().map(|t| format!(", target `{t}`")).unwrap_or_default(),
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A column is numeric when every present cell parses as a finite number, except a target of a few
+/// integer values: that is a set of classes, profiled as categories.
+fn profile_column(name: &str, cells: &[String], bins: usize, max_categories: usize, target: bool) -> FeatureProfile {
+    let present: Vec<&str> = cells.iter().map(String::as_str).filter(|c| !MISSING.contains(c)).collect();
+    let missing_rate = (cells.len() - present.len()) as f64 / cells.len() as f64;
+    let numbers: Option<Vec<f64>> = present.iter().map(|c| c.parse::<f64>().ok().filter(|v| v.is_finite())).collect();
+    let classes = numbers.as_ref().is_some_and(|n| {
+        let distinct: std::collections::BTreeSet<i64> = n.iter().map(|&v| v as i64).collect();
+        n.iter().all(|v| v.fract() == 0.0) && distinct.len() <= max_categories
+    });
+    let numbers = if target && classes { None } else { numbers };
+    let kind = match numbers.as_deref().and_then(|n| NumberProfile::build(n, bins)) {
+        Some(number) => FeatureKind::Number(number),
+        None => FeatureKind::Category(CategoryProfile::build(present.iter().copied(), max_categories)),
+    };
+    FeatureProfile { name: name.to_owned(), missing_rate, kind }
+}
