@@ -1,24 +1,20 @@
 //! `sextant bench`: load time and latency percentiles.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use runtime::{Model, Session, free_dims_of, synthetic_inputs};
+use runtime::{Session, free_dims_of};
 use serde_json::json;
 
-use crate::options::{InputArg, SessionArgs, engine_line, parse_input, report_json};
-use crate::tensor_files::bind_inputs;
+use crate::options::{ModelInputs, SessionArgs, engine_line, load_model, report_json};
+use crate::tensor_files::inputs_or_synthetic;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The ONNX model.
-    model: PathBuf,
-    /// Inputs as in `sextant run`; without them, deterministic synthetic inputs (free dims 1 unless --dim).
-    #[arg(long = "input", value_name = "[NAME=]PATH", value_parser = parse_input)]
-    inputs: Vec<InputArg>,
+    #[command(flatten)]
+    target: ModelInputs,
     #[command(flatten)]
     session: SessionArgs,
     /// Timed runs.
@@ -34,14 +30,9 @@ pub struct Args {
 
 pub fn main(args: Args) -> Result<ExitCode> {
     let start = Instant::now();
-    let bytes = std::fs::read(&args.model).with_context(|| format!("while reading model {}", args.model.display()))?;
-    let model = Model::from_bytes(&bytes).with_context(|| format!("while loading model {}", args.model.display()))?;
-    let inputs = if args.inputs.is_empty() {
-        let dims = args.session.dims.iter().cloned().collect();
-        synthetic_inputs(model.inputs(), &dims, 0).context("while making synthetic inputs")?
-    } else {
-        bind_inputs(&model, &args.inputs)?
-    };
+    // Load time covers reading and parsing the model as well as building the session.
+    let model = load_model(&args.target.model)?;
+    let inputs = inputs_or_synthetic(&model, &args.target.inputs, &args.session.dims)?;
     let options = args.session.options(args.session.backend.into(), free_dims_of(model.inputs(), &inputs));
     let session = pollster::block_on(Session::new(&model, &options)).context("while creating the session")?;
     let load = start.elapsed();
@@ -72,7 +63,7 @@ pub fn main(args: Args) -> Result<ExitCode> {
     let mean = latencies.iter().sum::<Duration>() / latencies.len() as u32;
     if args.json {
         let report = json!({
-            "model": args.model,
+            "model": args.target.model,
             "session": report_json(session.report()),
             "iterations": args.iterations,
             "load_ms": ms(load),

@@ -1,22 +1,18 @@
 //! `sextant check`: every available engine on the same input, and how far they disagree.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use runtime::{BackendChoice, Session, Tolerance, compare, free_dims_of, synthetic_inputs};
+use runtime::{BackendChoice, Session, Tolerance, compare, free_dims_of};
 use serde_json::json;
 
-use crate::options::{InputArg, SessionArgs, load_model, parse_input};
-use crate::tensor_files::bind_inputs;
+use crate::options::{ModelInputs, SessionArgs, load_model};
+use crate::tensor_files::inputs_or_synthetic;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The ONNX model.
-    model: PathBuf,
-    /// Inputs as in `sextant run`; without them, deterministic synthetic inputs.
-    #[arg(long = "input", value_name = "[NAME=]PATH", value_parser = parse_input)]
-    inputs: Vec<InputArg>,
+    #[command(flatten)]
+    target: ModelInputs,
     #[command(flatten)]
     session: SessionArgs,
     /// Print as JSON.
@@ -26,13 +22,8 @@ pub struct Args {
 
 /// Exit status 1 when the GPU ran and disagrees with the CPU beyond 1e-4 (abs or rel).
 pub fn main(args: Args) -> Result<ExitCode> {
-    let model = load_model(&args.model)?;
-    let inputs = if args.inputs.is_empty() {
-        let dims = args.session.dims.iter().cloned().collect();
-        synthetic_inputs(model.inputs(), &dims, 0).context("while making synthetic inputs")?
-    } else {
-        bind_inputs(&model, &args.inputs)?
-    };
+    let model = load_model(&args.target.model)?;
+    let inputs = inputs_or_synthetic(&model, &args.target.inputs, &args.session.dims)?;
     let dims = free_dims_of(model.inputs(), &inputs);
     let cpu = pollster::block_on(Session::new(&model, &args.session.options(BackendChoice::Cpu, dims.clone())))
         .context("while creating the CPU session")?;

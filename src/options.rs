@@ -26,7 +26,7 @@ impl From<Backend> for BackendChoice {
 
 #[derive(Debug, clap::Args)]
 pub struct SessionArgs {
-    /// Engine: auto (GPU where the gate passes, else CPU), gpu, or cpu.
+    /// Engine: auto (a hardware GPU where the gate passes, else the CPU), gpu (any adapter), or cpu.
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: Backend,
     /// Fix a free dim, e.g. `--dim N=8` (as onnxruntime's freeDimensionOverrides).
@@ -56,6 +56,17 @@ fn parse_dim(text: &str) -> Result<(String, u64)> {
 pub fn load_model(path: &Path) -> Result<Model> {
     let bytes = std::fs::read(path).with_context(|| format!("while reading model {}", path.display()))?;
     Model::from_bytes(&bytes).with_context(|| format!("while loading model {}", path.display()))
+}
+
+/// A model and the files to feed it, as `run`, `bench` and `check` take them.
+#[derive(Debug, clap::Args)]
+pub struct ModelInputs {
+    /// The ONNX model.
+    pub model: PathBuf,
+    /// An input as .npy or ONNX TensorProto .pb; without NAME= inputs bind in graph order.
+    /// (`bench` and `check` make deterministic synthetic inputs when none is given.)
+    #[arg(long = "input", value_name = "[NAME=]PATH", value_parser = parse_input)]
+    pub inputs: Vec<InputArg>,
 }
 
 /// A `[NAME=]PATH` input argument.

@@ -8,16 +8,13 @@ use anyhow::{Context, Result};
 use runtime::{Session, free_dims_of, npy};
 use serde_json::json;
 
-use crate::options::{InputArg, SessionArgs, engine_line, load_model, parse_input, report_json};
+use crate::options::{ModelInputs, SessionArgs, engine_line, load_model, report_json};
 use crate::tensor_files::{bind_inputs, file_safe, first_values};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The ONNX model.
-    model: PathBuf,
-    /// An input as .npy or ONNX TensorProto .pb; without NAME= inputs bind in graph order.
-    #[arg(long = "input", value_name = "[NAME=]PATH", value_parser = parse_input)]
-    inputs: Vec<InputArg>,
+    #[command(flatten)]
+    target: ModelInputs,
     #[command(flatten)]
     session: SessionArgs,
     /// Write each output to DIR/<output name>.npy.
@@ -29,8 +26,8 @@ pub struct Args {
 }
 
 pub fn main(args: Args) -> Result<ExitCode> {
-    let model = load_model(&args.model)?;
-    let inputs = bind_inputs(&model, &args.inputs)?;
+    let model = load_model(&args.target.model)?;
+    let inputs = bind_inputs(&model, &args.target.inputs)?;
     let options = args.session.options(args.session.backend.into(), free_dims_of(model.inputs(), &inputs));
     let session = pollster::block_on(Session::new(&model, &options)).context("while creating the session")?;
     let start = Instant::now();

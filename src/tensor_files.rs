@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use runtime::{Model, Tensor, TensorData, npy, onnx_pb};
+use runtime::{Model, Tensor, TensorData, npy, onnx_pb, synthetic_inputs};
 
 use crate::options::InputArg;
 
@@ -38,6 +38,17 @@ pub fn bind_inputs(model: &Model, args: &[InputArg]) -> Result<Vec<(String, Tens
             Ok((name, read_tensor(&arg.path)?))
         })
         .collect()
+}
+
+/// The given input files, bound as [`bind_inputs`] does, or deterministic synthetic inputs when
+/// there are none (free dims from `dims`, else 1).
+pub fn inputs_or_synthetic(model: &Model, args: &[InputArg], dims: &[(String, u64)]) -> Result<Vec<(String, Tensor)>> {
+    if args.is_empty() {
+        let dims = dims.iter().cloned().collect();
+        synthetic_inputs(model.inputs(), &dims, 0).context("while making synthetic inputs")
+    } else {
+        bind_inputs(model, args)
+    }
 }
 
 /// A file name for an output: characters other than letters, digits, `-`, `_` and `.` become `_`.
