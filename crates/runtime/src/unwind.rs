@@ -5,14 +5,12 @@
 //! never fires; when it does, a check is missing. wasm32 has no unwinding (a panic aborts the
 //! module), so there only the checks protect.
 
-use std::future::Future;
-
 /// The message of a caught panic.
 #[derive(Debug)]
 pub(crate) struct Panic(pub String);
 
 #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
-pub(crate) async fn guarded<T>(future: impl Future<Output = T>) -> Result<T, Panic> {
+pub(crate) async fn guarded<T>(future: impl std::future::Future<Output = T>) -> Result<T, Panic> {
     use std::panic::{AssertUnwindSafe, catch_unwind};
     use std::pin::pin;
     use std::task::Poll;
@@ -31,7 +29,7 @@ pub(crate) async fn guarded<T>(future: impl Future<Output = T>) -> Result<T, Pan
 }
 
 #[cfg(all(feature = "gpu", target_arch = "wasm32"))]
-pub(crate) async fn guarded<T>(future: impl Future<Output = T>) -> Result<T, Panic> {
+pub(crate) async fn guarded<T>(future: impl std::future::Future<Output = T>) -> Result<T, Panic> {
     Ok(future.await)
 }
 
