@@ -94,6 +94,8 @@ fn add_wasm_targets() -> Result<()> {
 fn ci() -> Result<()> {
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    // The CPU-only runtime (wasm32-wasip2, small builds) is a configuration of its own.
+    run(cargo().args(["clippy", "--package", "runtime", "--no-default-features", "--", "-D", "warnings"]))?;
     let tally = cargo_test()?;
     let cases = root().join("crates/runtime/test_data");
     run(cargo()
