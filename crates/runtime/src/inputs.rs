@@ -6,6 +6,9 @@ use crate::model::{Dim, ValueInfo};
 use crate::tensor::element_count;
 use crate::{DType, Error, Result, Tensor, TensorData};
 
+/// Synthetic inputs stop here (1 GiB of f32): a model may declare shapes no machine can fill.
+const MAX_SYNTHETIC_ELEMENTS: usize = 1 << 28;
+
 /// Deterministic inputs for `inputs` (same seed, same values): floats uniform in [-1, 1), integers
 /// in [0, 10), booleans alternating by value. Free dims take their value from `dims`, else 1.
 pub fn synthetic_inputs(
@@ -37,11 +40,16 @@ pub fn synthetic_inputs(
                     Dim::Unknown => 1,
                 })
                 .collect();
-            let count = element_count(&shape, dtype.size_of()).ok_or_else(|| Error::ShapeMismatch {
-                shape: shape.clone(),
-                expected: usize::MAX,
-                actual: 0,
-            })?;
+            let count =
+                element_count(&shape, dtype.size_of()).filter(|&n| n <= MAX_SYNTHETIC_ELEMENTS).ok_or_else(|| {
+                    Error::InputValue {
+                        name: input.name.clone(),
+                        detail: format!(
+                            "shape {shape:?} is too large to synthesize (over {MAX_SYNTHETIC_ELEMENTS} elements); \
+                         give its free dims smaller values or pass a real input"
+                        ),
+                    }
+                })?;
             let mut values = (0..count).map(|_| unit());
             let data = match dtype {
                 DType::F32 => TensorData::F32(values.map(|v| v as f32).collect()),
@@ -80,4 +88,24 @@ pub fn free_dims_of(expected: &[ValueInfo], given: &[(String, Tensor)]) -> BTree
         }
     }
     dims
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_declared_shapes_are_an_error_not_an_allocation() {
+        let input = ValueInfo {
+            name: "x".into(),
+            dtype: Some(DType::F32),
+            type_name: "f32".into(),
+            shape: Some(vec![Dim::Fixed(1 << 20), Dim::Symbolic("N".into())]),
+        };
+        let dims = BTreeMap::from([("N".to_owned(), 1 << 20)]);
+        let err = synthetic_inputs(std::slice::from_ref(&input), &dims, 0).unwrap_err().to_string();
+        assert!(err.starts_with("input `x`: shape [1048576, 1048576] is too large to synthesize"), "{err}");
+        let small = synthetic_inputs(&[input], &BTreeMap::from([("N".to_owned(), 2)]), 0).unwrap();
+        assert_eq!(small[0].1.shape(), [1 << 20, 2]);
+    }
 }
