@@ -49,14 +49,9 @@ pub(crate) fn prepare(model: &Model) -> Result<Prepared, Refusal> {
         fixed_shape(input)?;
     }
     let mut proto = model.proto().clone();
-    let Some(graph) = proto.graph.as_mut() else {
-        return Err(Refusal::ShapeInference { message: "the model has no graph".to_owned() });
-    };
-    constants_to_initializers(graph);
+    constants_to_initializers(graph_mut(&mut proto)?);
     let mut facts = infer_shapes(&proto)?;
-    let Some(graph) = proto.graph.as_mut() else {
-        return Err(Refusal::ShapeInference { message: "the model has no graph".to_owned() });
-    };
+    let graph = graph_mut(&mut proto)?;
     transpose_gemm_b(graph)?;
     for tensor in &graph.initializer {
         let datum_type = DType::from_onnx(tensor.data_type).map(datum_type).unwrap_or(DatumType::String);
@@ -76,22 +71,24 @@ pub(crate) fn prepare(model: &Model) -> Result<Prepared, Refusal> {
         .filter(|name| !outputs.contains(name.as_str()))
         .filter_map(|name| facts.get(name).map(|fact| value_info(name, fact)))
         .collect();
+    let mut prepared_outputs = Vec::with_capacity(graph.output.len());
     for output in &mut graph.output {
         let fact = facts.get(&output.name).ok_or_else(|| Refusal::ShapeInference {
             message: format!("no shape was inferred for output `{}`", output.name),
         })?;
         *output = value_info(&output.name, fact);
+        prepared_outputs.push((output.name.clone(), fact.shape.clone()));
     }
-    let prepared_outputs = graph
-        .output
-        .iter()
-        .map(|o| (o.name.clone(), facts.get(&o.name).map(|f| f.shape.clone()).unwrap_or_default()))
-        .collect();
     Ok(Prepared {
         bytes: proto.encode_to_vec(),
         inputs: model.inputs().iter().map(|i| i.name.clone()).collect(),
         outputs: prepared_outputs,
     })
+}
+
+/// The graph, which `Model` guarantees; the check keeps this path free of panics all the same.
+fn graph_mut(proto: &mut pb::ModelProto) -> Result<&mut pb::GraphProto, Refusal> {
+    proto.graph.as_mut().ok_or_else(|| Refusal::ShapeInference { message: "the model has no graph".to_owned() })
 }
 
 /// Shapes and types of every named tensor, from tract's analysis of the model with fixed inputs.
