@@ -5,6 +5,7 @@
 
 mod bench;
 mod check;
+mod collect;
 mod conformance;
 mod inspect;
 mod options;
@@ -37,6 +38,8 @@ enum Command {
     Conformance(conformance::Args),
     /// Build reference profiles that deployments count their inputs against.
     Profile(profile::Args),
+    /// Run the telemetry collector (or manage its API keys).
+    Collect(collect::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::main(args),
         Command::Conformance(args) => conformance::main(args),
         Command::Profile(args) => profile::main(args),
+        Command::Collect(args) => collect::main(args),
     };
     match result {
         Ok(code) => code,

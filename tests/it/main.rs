@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod collect;
 mod conformance;
 mod profile;
 

@@ -72,6 +72,38 @@ pub enum Outcome {
     Rejected { reason: String },
 }
 
+impl Outcome {
+    /// What an HTTP answer means for a batch: 2xx delivered; 408, 429 and 5xx worth retrying
+    /// (after `Retry-After` seconds if the server said); any other status refused for good.
+    pub fn from_http(status: u16, retry_after: Option<&str>, body: &str) -> Outcome {
+        match status {
+            200..=299 => Outcome::Accepted,
+            408 | 429 | 500..=599 => Outcome::Retry {
+                after_ms: retry_after.and_then(|s| s.trim().parse::<u64>().ok()).map(|s| s.saturating_mul(1000)),
+            },
+            _ => Outcome::Rejected { reason: format!("HTTP {status}: {}", body.chars().take(512).collect::<String>()) },
+        }
+    }
+}
+
+/// Delivers sealed batches to a collector: the browser package (gloo-net), native clients and the
+/// edge host each bring one. A transport reports what happened and never retries by itself: the
+/// batcher decides when.
+pub trait Transport {
+    fn send(&self, batch: &Sealed) -> impl std::future::Future<Output = Outcome> + MaybeSend;
+}
+
+/// `Send` where threads exist, so native transports can run on a multi-threaded executor; nothing
+/// on wasm32, where browser futures (JS promises) are not `Send`.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSend: Send {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send> MaybeSend for T {}
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSend {}
+#[cfg(target_arch = "wasm32")]
+impl<T> MaybeSend for T {}
+
 /// A batch ready to send: the same id and bytes on every attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sealed {
@@ -250,6 +282,16 @@ impl Batcher {
                 self.stats.batches_rejected += 1;
             }
         }
+    }
+
+    /// When the open batch will be old enough to seal, if it holds records.
+    pub fn next_seal_at(&self) -> Option<i64> {
+        (!self.open.is_empty()).then(|| self.opened_at_ms.saturating_add(self.config.max_age_ms))
+    }
+
+    /// Records pushed but not yet sealed.
+    pub fn open_len(&self) -> usize {
+        self.open.len()
     }
 
     /// Sealed batches waiting for delivery.

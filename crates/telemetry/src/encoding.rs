@@ -4,6 +4,7 @@
 //! (no gzip bombs), nesting is capped by both decoders, and a batch of an unknown schema version is
 //! reported as such rather than as a parse error.
 
+use std::borrow::Cow;
 use std::io::{Read, Write};
 
 use serde::Deserialize;
@@ -101,28 +102,31 @@ pub fn encode(batch: &Batch, format: Format) -> Result<Vec<u8>, EncodeError> {
     Ok(gz.finish()?)
 }
 
-pub fn decode(body: &[u8], format: Format, limits: Limits) -> Result<Batch, DecodeError> {
+/// The plain bytes of a body: bounded in size before and after decompression (no gzip bombs).
+pub fn inflate(body: &[u8], gzip: bool, limits: Limits) -> Result<Cow<'_, [u8]>, DecodeError> {
     if body.len() > limits.max_body_bytes {
         return Err(DecodeError::BodyTooLarge { limit: limits.max_body_bytes, actual: body.len() });
     }
-    let inflated;
-    let plain = if format.gzip {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(body)
-            .take(limits.max_decoded_bytes as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| DecodeError::Gzip(e.to_string()))?;
-        if out.len() > limits.max_decoded_bytes {
-            return Err(DecodeError::DecodedTooLarge { limit: limits.max_decoded_bytes });
-        }
-        inflated = out;
-        &inflated[..]
-    } else {
+    if !gzip {
         if body.len() > limits.max_decoded_bytes {
             return Err(DecodeError::DecodedTooLarge { limit: limits.max_decoded_bytes });
         }
-        body
-    };
+        return Ok(Cow::Borrowed(body));
+    }
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .take(limits.max_decoded_bytes as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| DecodeError::Gzip(e.to_string()))?;
+    if out.len() > limits.max_decoded_bytes {
+        return Err(DecodeError::DecodedTooLarge { limit: limits.max_decoded_bytes });
+    }
+    Ok(Cow::Owned(out))
+}
+
+pub fn decode(body: &[u8], format: Format, limits: Limits) -> Result<Batch, DecodeError> {
+    let plain = inflate(body, format.gzip, limits)?;
+    let plain = &plain[..];
     let batch: Result<Batch, String> = match format.encoding {
         Encoding::Json => serde_json::from_slice(plain).map_err(|e| e.to_string()),
         Encoding::MessagePack => rmp_serde::from_slice(plain).map_err(|e| e.to_string()),

@@ -11,8 +11,8 @@ mod encoding;
 mod profile;
 mod schema;
 
-pub use batcher::{Batcher, BatcherConfig, Outcome, PushError, RetryPolicy, Sealed, Stats};
-pub use encoding::{DecodeError, EncodeError, Encoding, Format, Limits, decode, encode};
+pub use batcher::{Batcher, BatcherConfig, MaybeSend, Outcome, PushError, RetryPolicy, Sealed, Stats, Transport};
+pub use encoding::{DecodeError, EncodeError, Encoding, Format, Limits, decode, encode, inflate};
 pub use profile::{
     CategoryProfile, FeatureKind, FeatureProfile, NumberProfile, PROFILE_VERSION, Profile, Summarizer, Value,
 };

@@ -1,0 +1,122 @@
+//! Configuration: a TOML file, flags on top, and defaults that run with none of either.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Everything `sextant collect` can be told. Every field has a default, so an empty file (or none)
+/// runs a local collector on SQLite.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// A SQLite file path, or a `postgres://` URL.
+    pub database: Database,
+    /// Batches and label uploads being decoded or stored at once; beyond this, 429.
+    pub max_in_flight: usize,
+    /// The `Retry-After` sent with 429 and 503 answers, in seconds.
+    pub retry_after_s: u32,
+    /// Largest request body, before decompression.
+    pub max_body_bytes: usize,
+    /// Largest batch after decompression.
+    pub max_decoded_bytes: usize,
+    pub max_records_per_batch: usize,
+    /// Origins whose pages may send telemetry and read (CORS). Empty: no browser access.
+    pub cors_origins: Vec<String>,
+    /// PostgreSQL connections per collector process.
+    pub postgres_pool_size: usize,
+    /// On a database with no API keys, create an ingest and a read key and print them once, so a
+    /// local collector works with no setup.
+    pub bootstrap_keys: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let limits = telemetry::Limits::default();
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            database: Database::Sqlite(PathBuf::from("sextant.db")),
+            max_in_flight: 64,
+            retry_after_s: 1,
+            max_body_bytes: limits.max_body_bytes,
+            max_decoded_bytes: limits.max_decoded_bytes,
+            max_records_per_batch: limits.max_records,
+            cors_origins: Vec::new(),
+            postgres_pool_size: 8,
+            bootstrap_keys: true,
+        }
+    }
+}
+
+impl Config {
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })
+    }
+
+    pub fn limits(&self) -> telemetry::Limits {
+        telemetry::Limits {
+            max_body_bytes: self.max_body_bytes,
+            max_decoded_bytes: self.max_decoded_bytes,
+            max_records: self.max_records_per_batch,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+/// Where the collector keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum Database {
+    /// One file (WAL mode), for a single collector process.
+    Sqlite(PathBuf),
+    /// A `postgres://` or `postgresql://` URL, for several collector processes sharing one database.
+    Postgres(String),
+}
+
+impl Database {
+    pub fn parse(text: &str) -> Database {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Database::Postgres(text.to_owned())
+        } else {
+            Database::Sqlite(PathBuf::from(text.strip_prefix("sqlite://").unwrap_or(text)))
+        }
+    }
+}
+
+impl From<String> for Database {
+    fn from(text: String) -> Database {
+        Database::parse(&text)
+    }
+}
+
+impl From<Database> for String {
+    fn from(db: Database) -> String {
+        match db {
+            Database::Sqlite(path) => path.display().to_string(),
+            Database::Postgres(url) => url,
+        }
+    }
+}
+
+impl std::fmt::Display for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "SQLite {}", path.display()),
+            // Never print a password that may be in the URL.
+            Database::Postgres(url) => match url.split_once('@') {
+                Some((_, host)) => write!(f, "PostgreSQL {host}"),
+                None => write!(f, "PostgreSQL {url}"),
+            },
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! API keys: bearer tokens, stored only as SHA-256 digests.
+//!
+//! A token is `sxt_` followed by 64 hex digits (256 random bits). It is shown once, when created;
+//! the database keeps its digest, so a leaked database does not leak working keys.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Send batches and labels, and fetch reference profiles: what a deployment holds.
+    Ingest,
+    /// Read stored telemetry: what a dashboard or an analyst holds.
+    Read,
+    /// Everything, including uploading reference profiles.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Ingest => "ingest",
+            Role::Read => "read",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "ingest" => Some(Role::Ingest),
+            "read" => Some(Role::Read),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    /// Whether a key of this role may do what `needed` allows.
+    pub fn allows(self, needed: Role) -> bool {
+        self == Role::Admin || self == needed
+    }
+}
+
+/// A secret token, as the client sends it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<secret>)")
+    }
+}
+
+impl Token {
+    pub fn generate() -> Result<Token, getrandom::Error> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes)?;
+        let mut text = String::with_capacity(4 + 64);
+        text.push_str("sxt_");
+        for b in bytes {
+            text.push_str(&format!("{b:02x}"));
+        }
+        Ok(Token(text))
+    }
+
+    pub fn from_secret(text: impl Into<String>) -> Token {
+        Token(text.into())
+    }
+
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+
+    pub fn digest(&self) -> String {
+        digest(&self.0)
+    }
+}
+
+/// The hex SHA-256 of a presented token: what the database is searched by.
+pub fn digest(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A stored key, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub created_ms: i64,
+    pub revoked_ms: Option<i64>,
+}

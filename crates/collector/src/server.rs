@@ -1,0 +1,534 @@
+//! The HTTP API (axum).
+//!
+//! | Route | Key | |
+//! |---|---|---|
+//! | `POST /v1/batches` | ingest | a telemetry batch (JSON or MessagePack, optionally gzip) |
+//! | `POST /v1/labels` | ingest | `{"labels": [..]}`: ground truth for earlier predictions |
+//! | `GET /v1/models/{m}/versions/{v}/profile` | any | the reference profile clients count against |
+//! | `PUT /v1/models/{m}/versions/{v}/profile` | admin | upload a profile (`sextant profile build`'s JSON) |
+//! | `GET /v1/models` | read | model versions heard from, with counts and losses |
+//! | `GET /v1/batches?after=&limit=` | read | stored batches, oldest first |
+//! | `GET /v1/models/{m}/versions/{v}/{predictions,features,errors}?after=&limit=` | read | history |
+//! | `GET /healthz`, `GET /metrics` | none | liveness; Prometheus text |
+//!
+//! Every refusal is `{"error": {"code": .., "message": ..}}` with a 4xx or 5xx status; 429 and 503
+//! carry `Retry-After`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use telemetry::{DecodeError, Diagnostic, Encoding, Format, Label, Record};
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+use crate::keys::{self, KeyInfo, Role};
+use crate::metrics::Metrics;
+use crate::store::{Incoming, Ingested, PageRequest, RecordKind, Store};
+
+/// How long a key lookup is trusted before the database is asked again (a revocation made by
+/// another process takes at most this long to apply).
+const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
+const MAX_PAGE: usize = 1000;
+/// Longest batch id, session or model name accepted.
+const MAX_ID_BYTES: usize = 256;
+
+/// The running service: its store, limits, keys and counters.
+#[derive(Debug)]
+pub struct Collector {
+    store: Box<dyn Store>,
+    config: Config,
+    metrics: Metrics,
+    in_flight: Arc<Semaphore>,
+    key_cache: RwLock<HashMap<String, (KeyInfo, Instant)>>,
+}
+
+impl Collector {
+    pub fn new(store: Box<dyn Store>, config: Config) -> Arc<Collector> {
+        Arc::new(Collector {
+            store,
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+            config,
+            metrics: Metrics::default(),
+            key_cache: RwLock::default(),
+        })
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The routes, with CORS for the configured origins.
+    pub fn router(self: &Arc<Self>) -> Router {
+        let router = Router::new()
+            .route("/v1/batches", post(ingest).get(batches))
+            .route("/v1/labels", post(labels))
+            .route("/v1/models", get(models))
+            .route("/v1/models/{model}/versions/{version}/profile", get(get_profile).put(put_profile))
+            .route("/v1/models/{model}/versions/{version}/{kind}", get(records))
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/metrics", get(metrics))
+            .with_state(self.clone());
+        match cors(&self.config.cors_origins) {
+            Some(layer) => router.layer(layer),
+            None => router,
+        }
+    }
+
+    /// The key a request presents, if it may do what `needed` allows.
+    async fn authorize(&self, headers: &HeaderMap, needed: Role) -> Result<KeyInfo, ApiError> {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                self.metrics.refused("unauthorized");
+                ApiError::new(StatusCode::UNAUTHORIZED, "missing_key", "send an API key as `Authorization: Bearer …`")
+            })?;
+        let digest = keys::digest(token);
+        let cached = self.key_cache.read().ok().and_then(|cache| {
+            cache.get(&digest).filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL).map(|(key, _)| key.clone())
+        });
+        let key = match cached {
+            Some(key) => Some(key),
+            None => {
+                let found = self.store.find_key(digest.clone()).await.map_err(ApiError::storage)?;
+                if let (Some(key), Ok(mut cache)) = (&found, self.key_cache.write()) {
+                    cache.insert(digest, (key.clone(), Instant::now()));
+                }
+                found
+            }
+        };
+        let Some(key) = key else {
+            self.metrics.refused("unauthorized");
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unknown_key", "the API key is unknown or revoked"));
+        };
+        if !key.role.allows(needed) {
+            self.metrics.refused("forbidden");
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "wrong_role",
+                format!("this needs a {} key; key {:?} is a {} key", needed.as_str(), key.name, key.role.as_str()),
+            ));
+        }
+        Ok(key)
+    }
+
+    /// A slot for one upload, or 429: bounded work instead of a growing queue.
+    fn admit(&self) -> Result<InFlight, ApiError> {
+        match self.in_flight.clone().try_acquire_owned() {
+            Ok(permit) => {
+                self.metrics.in_flight().inc();
+                Ok(InFlight { _permit: permit, gauge: self.metrics.in_flight().clone() })
+            }
+            Err(_) => {
+                self.metrics.refused("overloaded");
+                Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "overloaded",
+                    format!("{} uploads are in flight; retry later", self.config.max_in_flight),
+                )
+                .retry_after(self.config.retry_after_s))
+            }
+        }
+    }
+
+    /// Forgets cached keys (after a revocation in this process).
+    pub fn forget_keys(&self) {
+        if let Ok(mut cache) = self.key_cache.write() {
+            cache.clear();
+        }
+    }
+}
+
+struct InFlight {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    gauge: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| {
+            let parsed = HeaderValue::from_str(o.trim_end_matches('/')).ok();
+            if parsed.is_none() {
+                tracing::warn!(origin = %o, "ignoring a CORS origin that is not a valid header value");
+            }
+            parsed
+        })
+        .collect();
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::GET, Method::POST, Method::PUT])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::CONTENT_ENCODING])
+            .expose_headers([header::RETRY_AFTER])
+            .max_age(Duration::from_secs(3600)),
+    )
+}
+
+/// Serves until `shutdown` resolves; in-flight requests finish first.
+pub async fn serve(
+    collector: Arc<Collector>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, collector.router()).with_graceful_shutdown(shutdown).await
+}
+
+/// A refusal, as the client sees it.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after_s: Option<u32>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into(), retry_after_s: None }
+    }
+
+    fn retry_after(mut self, seconds: u32) -> ApiError {
+        self.retry_after_s = Some(seconds);
+        self
+    }
+
+    /// The database failed: nothing was acknowledged, so the client should retry.
+    fn storage(e: crate::store::StoreError) -> ApiError {
+        tracing::error!(error = %e, "storage failed");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", e.to_string()).retry_after(1)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after_s {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+/// The format a request's headers declare.
+fn format_of(headers: &HeaderMap) -> Result<Format, ApiError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let encoding = Encoding::from_content_type(content_type).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_content_type",
+            format!("Content-Type {content_type:?} is not application/json or application/msgpack"),
+        )
+    })?;
+    let gzip = match headers.get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("?")) {
+        None | Some("identity") => false,
+        Some("gzip") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_content_encoding",
+                format!("Content-Encoding {other:?} is not gzip or identity"),
+            ));
+        }
+    };
+    Ok(Format { encoding, gzip })
+}
+
+async fn read_body(collector: &Collector, body: Body) -> Result<axum::body::Bytes, ApiError> {
+    let limit = collector.config.max_body_bytes;
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        collector.metrics.refused("too_large");
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is over the limit of {limit} bytes (or was cut off)"),
+        )
+    })
+}
+
+fn decode_error(collector: &Collector, e: DecodeError) -> ApiError {
+    let (status, code, reason) = match &e {
+        DecodeError::BodyTooLarge { .. } | DecodeError::DecodedTooLarge { .. } | DecodeError::TooManyRecords { .. } => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "too_large", "too_large")
+        }
+        DecodeError::UnsupportedVersion { .. } => {
+            (StatusCode::BAD_REQUEST, "unsupported_schema_version", "unsupported_schema_version")
+        }
+        DecodeError::Gzip(_) => (StatusCode::BAD_REQUEST, "bad_gzip", "malformed"),
+        _ => (StatusCode::BAD_REQUEST, "malformed_batch", "malformed"),
+    };
+    collector.metrics.refused(reason);
+    ApiError::new(status, code, e.to_string())
+}
+
+/// What `POST /v1/batches` answers.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IngestReply {
+    pub batch_id: String,
+    pub status: Ingested,
+    /// Valid records in the batch (stored now, or before if `duplicate`).
+    pub accepted: usize,
+    /// Records refused, by position, with the reason.
+    pub rejected: Vec<Diagnostic>,
+}
+
+fn check_id(what: &str, value: &str) -> Result<(), String> {
+    match value.len() {
+        0 => Err(format!("{what} is empty")),
+        n if n > MAX_ID_BYTES => Err(format!("{what} is {n} bytes, over the limit of {MAX_ID_BYTES}")),
+        _ => Ok(()),
+    }
+}
+
+async fn ingest(State(c): State<Arc<Collector>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let key = c.authorize(&headers, Role::Ingest).await?;
+    let _slot = c.admit()?;
+    let format = format_of(&headers).inspect_err(|_| c.metrics.refused("unsupported_media_type"))?;
+    let bytes = read_body(&c, body).await?;
+    let batch = telemetry::decode(&bytes, format, c.config.limits()).map_err(|e| decode_error(&c, e))?;
+    [
+        check_id("batch_id", &batch.batch_id),
+        check_id("session", &batch.session),
+        check_id("model name", &batch.model.name),
+        check_id("model version", &batch.model.version),
+    ]
+    .into_iter()
+    .collect::<Result<Vec<()>, String>>()
+    .map_err(|message| {
+        c.metrics.refused("malformed");
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed_batch", message)
+    })?;
+    let (batch, rejected) = batch.partition();
+    let batch_id = batch.batch_id.clone();
+    let counts = RecordCounts::of(&batch.records);
+    let accepted = batch.records.len();
+    let started = Instant::now();
+    let outcome = c
+        .store
+        .ingest(Incoming { batch, rejected: rejected.len() as u64, key_id: Some(key.id) })
+        .await
+        .map_err(ApiError::storage)?;
+    c.metrics.storage("ingest", started.elapsed().as_secs_f64());
+    match outcome {
+        Ingested::Stored => {
+            c.metrics.batch("stored");
+            counts.report(&c.metrics);
+            if !rejected.is_empty() {
+                c.metrics.rejected_records("invalid", rejected.len() as u64);
+            }
+        }
+        Ingested::Duplicate => c.metrics.batch("duplicate"),
+    }
+    Ok(axum::Json(IngestReply { batch_id, status: outcome, accepted, rejected }).into_response())
+}
+
+#[derive(Default)]
+struct RecordCounts {
+    predictions: u64,
+    features: u64,
+    labels: u64,
+    errors: u64,
+}
+
+impl RecordCounts {
+    fn of(records: &[Record]) -> RecordCounts {
+        let mut counts = RecordCounts::default();
+        for record in records {
+            match record {
+                Record::Prediction(_) => counts.predictions += 1,
+                Record::Features(_) => counts.features += 1,
+                Record::Label(_) => counts.labels += 1,
+                Record::Error(_) => counts.errors += 1,
+            }
+        }
+        counts
+    }
+
+    fn report(&self, metrics: &Metrics) {
+        metrics.records("prediction", self.predictions);
+        metrics.records("features", self.features);
+        metrics.records("label", self.labels);
+        metrics.records("error", self.errors);
+    }
+}
+
+/// The body of `POST /v1/labels`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LabelUpload {
+    pub labels: Vec<Label>,
+}
+
+/// What `POST /v1/labels` answers.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LabelsReply {
+    pub accepted: usize,
+    pub rejected: Vec<Diagnostic>,
+}
+
+async fn labels(State(c): State<Arc<Collector>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    c.authorize(&headers, Role::Ingest).await?;
+    let _slot = c.admit()?;
+    let format = format_of(&headers)?;
+    let bytes = read_body(&c, body).await?;
+    let upload: LabelUpload = decode_document(&bytes, format, c.config.limits()).map_err(|e| decode_error(&c, e))?;
+    if upload.labels.len() > c.config.max_records_per_batch {
+        return Err(decode_error(
+            &c,
+            DecodeError::TooManyRecords { limit: c.config.max_records_per_batch, actual: upload.labels.len() },
+        ));
+    }
+    let mut valid = Vec::with_capacity(upload.labels.len());
+    let mut rejected = Vec::new();
+    for (index, label) in upload.labels.into_iter().enumerate() {
+        let record = Record::Label(label);
+        match record.validate() {
+            Err(reason) => rejected.push(Diagnostic { index, reason }),
+            Ok(()) => {
+                if let Record::Label(label) = record {
+                    valid.push(label);
+                }
+            }
+        }
+    }
+    let accepted = valid.len();
+    let started = Instant::now();
+    c.store.put_labels(valid).await.map_err(ApiError::storage)?;
+    c.metrics.storage("labels", started.elapsed().as_secs_f64());
+    c.metrics.records("label", accepted as u64);
+    if !rejected.is_empty() {
+        c.metrics.rejected_records("invalid", rejected.len() as u64);
+    }
+    Ok(axum::Json(LabelsReply { accepted, rejected }).into_response())
+}
+
+/// Decodes a document other than a batch with the same bounds as batches.
+fn decode_document<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    format: Format,
+    limits: telemetry::Limits,
+) -> Result<T, DecodeError> {
+    let plain = telemetry::inflate(body, format.gzip, limits)?;
+    match format.encoding {
+        Encoding::Json => serde_json::from_slice(&plain)
+            .map_err(|e| DecodeError::Malformed { encoding: Encoding::Json, message: e.to_string() }),
+        Encoding::MessagePack => rmp_serde::from_slice(&plain)
+            .map_err(|e| DecodeError::Malformed { encoding: Encoding::MessagePack, message: e.to_string() }),
+    }
+}
+
+async fn get_profile(
+    State(c): State<Arc<Collector>>,
+    headers: HeaderMap,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    // Deployments fetch profiles with their ingest key; dashboards with their read key.
+    if c.authorize(&headers, Role::Ingest).await.is_err() {
+        c.authorize(&headers, Role::Read).await?;
+    }
+    match c.store.profile(model.clone(), version.clone()).await.map_err(ApiError::storage)? {
+        Some(body) => Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_profile",
+            format!("no reference profile is stored for model {model:?} version {version:?}"),
+        )),
+    }
+}
+
+async fn put_profile(
+    State(c): State<Arc<Collector>>,
+    headers: HeaderMap,
+    Path((model, version)): Path<(String, String)>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    c.authorize(&headers, Role::Admin).await?;
+    let bytes = read_body(&c, body).await?;
+    let profile: telemetry::Profile = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed_profile", format!("not a reference profile: {e}"))
+    })?;
+    let body = serde_json::to_string(&profile)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_profile", e.to_string()))?;
+    c.store.put_profile(model, version, body).await.map_err(ApiError::storage)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn models(State(c): State<Arc<Collector>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    c.authorize(&headers, Role::Read).await?;
+    let models = c.store.models().await.map_err(ApiError::storage)?;
+    Ok(axum::Json(serde_json::json!({ "models": models })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    #[serde(default)]
+    after: i64,
+    limit: Option<usize>,
+}
+
+impl PageQuery {
+    fn request(&self) -> PageRequest {
+        PageRequest { after: self.after, limit: self.limit.unwrap_or(100).clamp(1, MAX_PAGE) }
+    }
+}
+
+async fn batches(
+    State(c): State<Arc<Collector>>,
+    headers: HeaderMap,
+    Query(page): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    c.authorize(&headers, Role::Read).await?;
+    let page = c.store.batches(page.request()).await.map_err(ApiError::storage)?;
+    Ok(axum::Json(page).into_response())
+}
+
+async fn records(
+    State(c): State<Arc<Collector>>,
+    headers: HeaderMap,
+    Path((model, version, kind)): Path<(String, String, String)>,
+    Query(page): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    c.authorize(&headers, Role::Read).await?;
+    let kind = match kind.as_str() {
+        "predictions" => RecordKind::Predictions,
+        "features" => RecordKind::Features,
+        "errors" => RecordKind::Errors,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_history",
+                format!("no history called {other:?}: expected predictions, features or errors"),
+            ));
+        }
+    };
+    let page = c.store.records(model, version, kind, page.request()).await.map_err(ApiError::storage)?;
+    Ok(axum::Json(page).into_response())
+}
+
+async fn metrics(State(c): State<Arc<Collector>>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], c.metrics.render()).into_response()
+}

@@ -1,0 +1,270 @@
+//! Storage: one trait, two databases.
+//!
+//! [`Store`] is what the server needs; `sqlite.rs` (one file, one writer thread that commits
+//! batches in groups) and `postgres.rs` (a connection pool; several collector processes may share
+//! the database) implement it. Both keep the same schema (`migrations/`), applied in order on open
+//! and recorded in `schema_migrations`. Every statement binds its values: no SQL is built from
+//! outside text.
+
+mod postgres;
+mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+use telemetry::{Batch, Label};
+
+use crate::config::Database;
+use crate::keys::{KeyInfo, Role};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A schema version: applied once, in order, inside a transaction.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sqlite: include_str!("migrations/sqlite/0001_init.sql"),
+    postgres: include_str!("migrations/postgres/0001_init.sql"),
+}];
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("PostgreSQL connection pool: {0}")]
+    Pool(String),
+    #[error("cannot open the database {database}: {message}")]
+    Open { database: String, message: String },
+    #[error(
+        "the database has schema version {found}, newer than this collector knows ({known}); upgrade the collector"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error("the SQLite writer has stopped")]
+    WriterGone,
+    #[error("the stored {what} is not valid: {message}")]
+    Corrupt { what: &'static str, message: String },
+}
+
+/// What became of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ingested {
+    /// Committed now.
+    Stored,
+    /// This `batch_id` was committed before: nothing stored again.
+    Duplicate,
+}
+
+/// A valid batch (invalid records already split off) and who sent it.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub batch: Batch,
+    /// Records refused by validation: counted with the batch, not stored.
+    pub rejected: u64,
+    pub key_id: Option<i64>,
+}
+
+/// A model version the collector has heard from, with what it has stored for it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelSummary {
+    pub name: String,
+    pub version: String,
+    pub hash: String,
+    pub batches: i64,
+    pub predictions: i64,
+    pub sessions: i64,
+    /// Sums over sessions of each session's largest reported totals.
+    pub dropped: i64,
+    pub unconfirmed: i64,
+    pub last_received_ms: Option<i64>,
+    pub has_profile: bool,
+}
+
+/// One page of history, oldest first; pass `next_after` back as `after` for the next page.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_after: Option<i64>,
+}
+
+impl<T> Page<T> {
+    fn from_rows(items: Vec<(i64, T)>, limit: usize) -> Page<T> {
+        let next_after = if items.len() == limit { items.last().map(|(seq, _)| *seq) } else { None };
+        Page { items: items.into_iter().map(|(_, item)| item).collect(), next_after }
+    }
+}
+
+/// A stored batch, as the history endpoint shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchRow {
+    pub seq: i64,
+    pub batch_id: String,
+    pub session: String,
+    pub model: String,
+    pub version: String,
+    pub source_kind: String,
+    pub source_node: String,
+    pub received_ms: i64,
+    pub records: i64,
+    pub rejected: i64,
+}
+
+/// A stored prediction joined with its label, if one came.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PredictionRow {
+    pub seq: i64,
+    pub prediction_id: String,
+    pub timestamp_ms: i64,
+    pub latency_us: i64,
+    pub engine: String,
+    pub output: serde_json::Value,
+    pub truth: Option<serde_json::Value>,
+}
+
+/// The history the read endpoints page through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    Predictions,
+    Features,
+    Errors,
+}
+
+/// Where a page starts and how long it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub after: i64,
+    pub limit: usize,
+}
+
+/// The collector's storage. Every method is safe to retry.
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Commits a batch's records, or nothing if its `batch_id` is already stored. Returns only once
+    /// the outcome is durable.
+    fn ingest(&self, incoming: Incoming) -> BoxFuture<'_, Result<Ingested, StoreError>>;
+    /// Stores labels; a later label for the same prediction replaces the earlier one.
+    fn put_labels(&self, labels: Vec<Label>) -> BoxFuture<'_, Result<u64, StoreError>>;
+    fn put_profile(&self, model: String, version: String, body: String) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn profile(&self, model: String, version: String) -> BoxFuture<'_, Result<Option<String>, StoreError>>;
+    fn models(&self) -> BoxFuture<'_, Result<Vec<ModelSummary>, StoreError>>;
+    fn batches(&self, page: PageRequest) -> BoxFuture<'_, Result<Page<BatchRow>, StoreError>>;
+    /// A page of one kind of record for a model version (all hashes of it).
+    fn records(
+        &self,
+        model: String,
+        version: String,
+        kind: RecordKind,
+        page: PageRequest,
+    ) -> BoxFuture<'_, Result<Page<serde_json::Value>, StoreError>>;
+    fn create_key(&self, name: String, role: Role, digest: String) -> BoxFuture<'_, Result<KeyInfo, StoreError>>;
+    /// The live (not revoked) key with this digest.
+    fn find_key(&self, digest: String) -> BoxFuture<'_, Result<Option<KeyInfo>, StoreError>>;
+    fn keys(&self) -> BoxFuture<'_, Result<Vec<KeyInfo>, StoreError>>;
+    /// Revokes a key; false if there is no such live key.
+    fn revoke_key(&self, id: i64) -> BoxFuture<'_, Result<bool, StoreError>>;
+}
+
+/// Opens (creating if needed) and migrates the database.
+pub async fn open(database: &Database, pool_size: usize) -> Result<Box<dyn Store>, StoreError> {
+    Ok(match database {
+        Database::Sqlite(path) => Box::new(sqlite::SqliteStore::open(path).await?),
+        Database::Postgres(url) => Box::new(postgres::PostgresStore::open(url, pool_size).await?),
+    })
+}
+
+/// A prediction's output as the columns store it: (class label, score, value, top-k JSON).
+fn output_columns(output: &telemetry::Output) -> (Option<&str>, Option<f64>, Option<f64>, Option<String>) {
+    match output {
+        telemetry::Output::Class { label, score } => (Some(label), Some(f64::from(*score)), None, None),
+        telemetry::Output::Value(v) => (None, None, Some(*v), None),
+        telemetry::Output::TopK(classes) => {
+            let best = classes.first();
+            (
+                best.map(|c| c.label.as_str()),
+                best.map(|c| f64::from(c.score)),
+                None,
+                serde_json::to_string(classes).ok(),
+            )
+        }
+    }
+}
+
+/// The output back from its columns, in the wire schema's JSON shape.
+fn output_json(
+    label: Option<String>,
+    score: Option<f64>,
+    value: Option<f64>,
+    top_k: Option<String>,
+) -> serde_json::Value {
+    use serde_json::json;
+    if let Some(top_k) = top_k.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()) {
+        json!({ "top_k": top_k })
+    } else if let Some(value) = value {
+        json!({ "value": value })
+    } else {
+        json!({ "class": { "label": label, "score": score } })
+    }
+}
+
+fn truth_json(class: Option<String>, value: Option<f64>) -> Option<serde_json::Value> {
+    match (class, value) {
+        (Some(class), _) => Some(serde_json::json!({ "class": class })),
+        (None, Some(value)) => Some(serde_json::json!({ "value": value })),
+        (None, None) => None,
+    }
+}
+
+fn truth_columns(truth: &telemetry::Truth) -> (Option<&str>, Option<f64>) {
+    match truth {
+        telemetry::Truth::Class(c) => (Some(c), None),
+        telemetry::Truth::Value(v) => (None, Some(*v)),
+    }
+}
+
+fn engine_str(engine: telemetry::EngineKind) -> &'static str {
+    match engine {
+        telemetry::EngineKind::Cpu => "cpu",
+        telemetry::EngineKind::Gpu => "gpu",
+    }
+}
+
+fn source_kind_str(kind: telemetry::SourceKind) -> &'static str {
+    match kind {
+        telemetry::SourceKind::Browser => "browser",
+        telemetry::SourceKind::Edge => "edge",
+        telemetry::SourceKind::Native => "native",
+    }
+}
+
+fn error_kind_str(kind: telemetry::ErrorKind) -> &'static str {
+    match kind {
+        telemetry::ErrorKind::Inference => "inference",
+        telemetry::ErrorKind::RejectedInput => "rejected_input",
+    }
+}
+
+/// Labels deduplicated by prediction id, the last one winning (as a later upload would).
+fn last_label_per_prediction(labels: Vec<Label>) -> Vec<Label> {
+    let mut seen = std::collections::HashMap::with_capacity(labels.len());
+    let mut out: Vec<Label> = Vec::with_capacity(labels.len());
+    for label in labels {
+        match seen.get(&label.prediction_id) {
+            Some(&i) => out[i] = label,
+            None => {
+                seen.insert(label.prediction_id.clone(), out.len());
+                out.push(label);
+            }
+        }
+    }
+    out
+}

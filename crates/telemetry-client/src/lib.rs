@@ -1,0 +1,191 @@
+//! Native telemetry delivery: an HTTP [`Transport`] (reqwest) and a [`Shipper`] that drives a
+//! [`Batcher`] on a tokio task, so an application only pushes records.
+//!
+//! The batcher decides what to send and when (count, size and age limits; retries with backoff and
+//! jitter, the same `batch_id` each time); this crate brings the clock, the randomness and the
+//! network.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use telemetry::{Batcher, Outcome, PushError, Record, Sealed, Stats, Transport};
+use tokio::sync::{Notify, watch};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A uniform value in [0, 1) for retry jitter.
+fn jitter() -> f64 {
+    getrandom::u64().map_or(0.5, |r| (r >> 11) as f64 / (1u64 << 53) as f64)
+}
+
+/// Posts batches to a collector's `/v1/batches` with a bearer key.
+#[derive(Debug, Clone)]
+pub struct HttpTransport {
+    client: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl HttpTransport {
+    /// `base_url` is the collector's address, e.g. `http://127.0.0.1:7878`.
+    pub fn new(base_url: &str, token: impl Into<String>) -> HttpTransport {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        HttpTransport { client, url: format!("{}/v1/batches", base_url.trim_end_matches('/')), token: token.into() }
+    }
+}
+
+impl Transport for HttpTransport {
+    async fn send(&self, batch: &Sealed) -> Outcome {
+        let mut request = self
+            .client
+            .post(&self.url)
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, batch.format.encoding.content_type())
+            .body(batch.body.clone());
+        if batch.format.gzip {
+            request = request.header(reqwest::header::CONTENT_ENCODING, "gzip");
+        }
+        match request.send().await {
+            Err(e) => {
+                tracing::debug!(batch = %batch.batch_id, error = %e, "telemetry upload failed; will retry");
+                Outcome::Retry { after_ms: None }
+            }
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let body = if response.status().is_success() {
+                    String::new()
+                } else {
+                    response.text().await.unwrap_or_default()
+                };
+                Outcome::from_http(status, retry_after.as_deref(), &body)
+            }
+        }
+    }
+}
+
+/// A batcher delivered in the background. Pushing never waits for the network.
+#[derive(Debug)]
+pub struct Shipper {
+    batcher: Arc<Mutex<Batcher>>,
+    wake: Arc<Notify>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShipError {
+    #[error(transparent)]
+    Push(#[from] PushError),
+    #[error("the telemetry batcher is unusable after a panic in another thread")]
+    Poisoned,
+}
+
+impl Shipper {
+    /// Starts delivering `batcher`'s batches through `transport` on the current tokio runtime.
+    pub fn spawn<T>(batcher: Batcher, transport: T) -> Shipper
+    where
+        T: Transport + Send + Sync + 'static,
+    {
+        let batcher = Arc::new(Mutex::new(batcher));
+        let wake = Arc::new(Notify::new());
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(deliver(batcher.clone(), transport, wake.clone(), stopped));
+        Shipper { batcher, wake, stop, task }
+    }
+
+    pub fn push(&self, record: Record) -> Result<(), ShipError> {
+        let mut batcher = self.batcher.lock().map_err(|_| ShipError::Poisoned)?;
+        let sealed_before = batcher.outbox_len();
+        batcher.push(record, now_ms())?;
+        if batcher.outbox_len() != sealed_before {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Seals what is open and waits until every batch is delivered or given up on, or `timeout`
+    /// passes. True when nothing is left to send.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        if let Ok(mut batcher) = self.batcher.lock() {
+            let _ = batcher.seal();
+        }
+        self.wake.notify_one();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let pending = self.batcher.lock().map_or(0, |b| b.outbox_len() + b.open_len());
+            if pending == 0 {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.batcher.lock().map(|b| b.stats()).unwrap_or_default()
+    }
+
+    /// The session's loss totals: (certainly dropped, unconfirmed).
+    pub fn losses(&self) -> (u64, u64) {
+        self.batcher.lock().map(|b| b.losses()).unwrap_or_default()
+    }
+
+    /// Flushes for up to `timeout`, then stops the delivery task.
+    pub async fn close(self, timeout: Duration) -> Stats {
+        self.flush(timeout).await;
+        let stats = self.stats();
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+        stats
+    }
+}
+
+async fn deliver<T: Transport + Send + Sync>(
+    batcher: Arc<Mutex<Batcher>>,
+    transport: T,
+    wake: Arc<Notify>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let now = now_ms();
+        let (due, wait_ms) = {
+            let Ok(mut b) = batcher.lock() else { return };
+            if let Err(e) = b.tick(now) {
+                tracing::error!(error = %e, "could not seal a telemetry batch");
+            }
+            let due = b.next_due(now).cloned();
+            let next = [b.next_due_at(), b.next_seal_at()].into_iter().flatten().min();
+            (due, next.map_or(1000, |at| at.saturating_sub(now).clamp(1, 1000)))
+        };
+        if let Some(batch) = due {
+            let outcome = transport.send(&batch).await;
+            if let Outcome::Rejected { reason } = &outcome {
+                tracing::warn!(batch = %batch.batch_id, %reason, "collector refused a telemetry batch");
+            }
+            if let Ok(mut b) = batcher.lock() {
+                b.report(&batch.batch_id, outcome, now_ms(), jitter());
+            }
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(u64::try_from(wait_ms).unwrap_or(1000))) => {}
+            _ = wake.notified() => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}

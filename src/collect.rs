@@ -1,0 +1,181 @@
+//! `sextant collect`: the telemetry collector service, and its API keys.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use collector::{Collector, Config, Database, Role, Token};
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<KeysCommand>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Address to listen on (port 0 picks a free one; the address is printed).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Allow browser pages from this origin (repeatable), e.g. https://app.example.com.
+    #[arg(long = "cors-origin")]
+    cors_origins: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigArgs {
+    /// TOML configuration file (see README); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// A SQLite file, or a postgres:// URL [default: sextant.db].
+    #[arg(long)]
+    database: Option<String>,
+}
+
+impl ConfigArgs {
+    fn load(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(database) = &self.database {
+            config.database = Database::parse(database);
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum KeysCommand {
+    /// Manage API keys: ingest (deployments), read (dashboards), admin (profiles and everything).
+    #[command(subcommand)]
+    Keys(Keys),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Keys {
+    /// Create a key and print its token (shown only this once; the database keeps a digest).
+    Create {
+        #[arg(long, value_parser = ["ingest", "read", "admin"])]
+        role: String,
+        /// What the key is for, e.g. the edge node or app that holds it.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// List keys (never their tokens).
+    List {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Revoke a key by id; other collector processes stop accepting it within 30 s.
+    Revoke {
+        id: i64,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+pub fn main(args: Args) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        match args.command {
+            None => serve(args.serve).await,
+            Some(KeysCommand::Keys(keys)) => manage_keys(keys).await,
+        }
+    })
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = args.config.load()?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    config.cors_origins.extend(args.cors_origins);
+    let store = collector::open(&config.database, config.postgres_pool_size)
+        .await
+        .with_context(|| format!("cannot open {}", config.database))?;
+    if config.bootstrap_keys && store.keys().await?.is_empty() {
+        println!("no API keys yet; created these (shown once, stored as digests):");
+        for (role, name) in
+            [(Role::Ingest, "bootstrap-ingest"), (Role::Read, "bootstrap-read"), (Role::Admin, "bootstrap-admin")]
+        {
+            let token = Token::generate()?;
+            store.create_key(name.to_owned(), role, token.digest()).await?;
+            println!("  {:<6} key: {}", role.as_str(), token.secret());
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    let database = config.database.to_string();
+    let collector = Collector::new(store, config);
+    println!("collector listening on http://{address} ({database})");
+    std::io::stdout().flush()?;
+    collector::serve(collector, listener, shutdown_signal()).await?;
+    eprintln!("collector stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM: stop accepting, finish what is in flight.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}
+
+async fn manage_keys(keys: Keys) -> anyhow::Result<ExitCode> {
+    let open = |config: &ConfigArgs| -> anyhow::Result<Config> { config.load() };
+    match keys {
+        Keys::Create { role, name, config } => {
+            let config = open(&config)?;
+            let store = collector::open(&config.database, 1).await?;
+            let role = Role::parse(&role).context("unknown role")?;
+            let token = Token::generate()?;
+            let key = store.create_key(name, role, token.digest()).await?;
+            eprintln!("created {} key {} ({:?}); the token is shown only now:", role.as_str(), key.id, key.name);
+            println!("{}", token.secret());
+        }
+        Keys::List { config } => {
+            let config = open(&config)?;
+            let store = collector::open(&config.database, 1).await?;
+            println!("{:>4}  {:<7} {:<10} name", "id", "role", "state");
+            for key in store.keys().await? {
+                let state = if key.revoked_ms.is_some() { "revoked" } else { "live" };
+                println!("{:>4}  {:<7} {:<10} {}", key.id, key.role.as_str(), state, key.name);
+            }
+        }
+        Keys::Revoke { id, config } => {
+            let config = open(&config)?;
+            let store = collector::open(&config.database, 1).await?;
+            if !store.revoke_key(id).await? {
+                anyhow::bail!("there is no live key with id {id}");
+            }
+            println!("revoked key {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,186 @@
+//! The `sextant collect` process: killed mid-stream, and two of them sharing one database.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::*;
+
+const RECORDS: usize = 50;
+
+/// A running `sextant collect`, killed when dropped.
+struct Process {
+    child: tokio::process::Child,
+    url: String,
+}
+
+async fn start(database: &str) -> Process {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(["collect", "--listen", "127.0.0.1:0", "--database", database])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("collector listening on ") {
+                return rest.split_whitespace().next().unwrap().to_owned();
+            }
+        }
+        panic!("the collector exited before listening");
+    })
+    .await
+    .expect("the collector starts within a minute");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Process { child, url }
+}
+
+/// `sextant collect keys create`: the token it prints.
+fn create_key(database: &str, role: &str) -> String {
+    let run = crate::sextant(&["collect", "keys", "create", "--database", database, "--role", role, "--name", "it"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let token = run.stdout.trim().to_owned();
+    assert!(token.starts_with("sxt_") && token.len() == 68, "{token}");
+    token
+}
+
+/// Streams batches from four clients until the collector stops answering; returns (attempted, acknowledged).
+async fn stream_until_killed(url: &str, key: &str, process: &mut Process) -> (Vec<String>, Vec<String>) {
+    let attempted = Arc::new(Mutex::new(Vec::new()));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            let (attempted, acked, http, url, key) =
+                (attempted.clone(), acked.clone(), http.clone(), url.to_owned(), key.to_owned());
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let id = format!("c{client}-{i}");
+                    attempted.lock().unwrap().push(id.clone());
+                    let body = telemetry::encode(&batch(&id, RECORDS), MSGPACK).unwrap();
+                    let sent = http
+                        .post(format!("{url}/v1/batches"))
+                        .bearer_auth(&key)
+                        .header("content-type", "application/msgpack")
+                        .body(body)
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(response) if response.status() == 200 => acked.lock().unwrap().push(id),
+                        Ok(response) => panic!("unexpected {}", response.status()),
+                        Err(_) => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    while acked.lock().unwrap().len() < 60 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    process.child.start_kill().unwrap(); // SIGKILL: no shutdown code runs
+    process.child.wait().await.unwrap();
+    for client in clients {
+        client.await.unwrap();
+    }
+    let attempted = attempted.lock().unwrap().clone();
+    let acked = acked.lock().unwrap().clone();
+    (attempted, acked)
+}
+
+async fn survives_sigkill(database: String) {
+    let ingest = create_key(&database, "ingest");
+    let read = create_key(&database, "read");
+    let mut first = start(&database).await;
+    let url = first.url.clone();
+    let (attempted, acked) = stream_until_killed(&url, &ingest, &mut first).await;
+
+    let second = start(&database).await;
+    let http = reqwest::Client::new();
+    let stored = stored_batch_ids(&http, &second.url, &read).await;
+    let unique: std::collections::HashSet<_> = stored.iter().collect();
+    assert_eq!(unique.len(), stored.len(), "{database}: a batch is stored twice");
+    for id in &acked {
+        assert!(unique.contains(id), "{database}: batch {id} was acknowledged but is not stored");
+    }
+    assert_eq!(
+        stored_predictions(&http, &second.url, &read).await,
+        (stored.len() * RECORDS) as i64,
+        "{database}: a batch is stored in part"
+    );
+    // Every client retries what it never heard back about: each batch ends up stored once.
+    for id in &attempted {
+        let (status, reply) = post_batch(&http, &second.url, &ingest, &batch(id, RECORDS), MSGPACK).await;
+        assert_eq!(status, 200, "{reply}");
+        let expected = if unique.contains(id) { "duplicate" } else { "stored" };
+        assert_eq!(reply["status"], expected, "{id}");
+    }
+    assert_eq!(stored_batch_ids(&http, &second.url, &read).await.len(), attempted.len());
+    assert_eq!(stored_predictions(&http, &second.url, &read).await, (attempted.len() * RECORDS) as i64);
+    eprintln!(
+        "{database}: {} batches acknowledged before SIGKILL, {} attempted; all stored once",
+        acked.len(),
+        attempted.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_batches_survive_sigkill_on_sqlite() {
+    survives_sigkill(sqlite_path("sigkill").display().to_string()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_batches_survive_sigkill_on_postgres() {
+    if let Some(url) = postgres_database("sigkill").await {
+        survives_sigkill(url).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_collectors_on_one_postgres_store_each_batch_once() {
+    let Some(database) = postgres_database("two_collectors").await else { return };
+    let ingest = create_key(&database, "ingest");
+    let read = create_key(&database, "read");
+    let (a, b) = tokio::join!(start(&database), start(&database));
+    let http = reqwest::Client::new();
+    // Each batch goes to both at once; ten batches at a time (a client that floods gets 429s).
+    let mut outcomes = std::collections::HashMap::<String, usize>::new();
+    for wave in 0..10 {
+        let mut sends = Vec::new();
+        for i in wave * 10..(wave + 1) * 10 {
+            for url in [a.url.clone(), b.url.clone()] {
+                let (http, ingest) = (http.clone(), ingest.clone());
+                sends.push(tokio::spawn(async move {
+                    let b = batch(&format!("same-{i}"), RECORDS);
+                    let (status, reply) = post_batch(&http, &url, &ingest, &b, MSGPACK).await;
+                    assert_eq!(status, 200, "{reply}");
+                    reply["status"].as_str().unwrap().to_owned()
+                }));
+            }
+        }
+        for send in sends {
+            *outcomes.entry(send.await.unwrap()).or_default() += 1;
+        }
+    }
+    assert_eq!(outcomes.get("stored"), Some(&100), "{outcomes:?}");
+    assert_eq!(outcomes.get("duplicate"), Some(&100), "{outcomes:?}");
+    assert_eq!(stored_batch_ids(&http, &a.url, &read).await.len(), 100);
+    assert_eq!(stored_predictions(&http, &b.url, &read).await, (100 * RECORDS) as i64);
+}
+
+#[test]
+fn keys_are_listed_without_secrets_and_revoked() {
+    let database = sqlite_path("keys").display().to_string();
+    let token = create_key(&database, "ingest");
+    let list = crate::sextant(&["collect", "keys", "list", "--database", &database]);
+    assert!(list.stdout.contains("ingest") && list.stdout.contains("live"), "{}", list.stdout);
+    assert!(!list.stdout.contains(&token[4..]), "a token leaked into `keys list`");
+    let revoke = crate::sextant(&["collect", "keys", "revoke", "1", "--database", &database]);
+    assert_eq!(revoke.code, 0, "{}", revoke.stderr);
+    let list = crate::sextant(&["collect", "keys", "list", "--database", &database]);
+    assert!(list.stdout.contains("revoked"), "{}", list.stdout);
+    let again = crate::sextant(&["collect", "keys", "revoke", "1", "--database", &database]);
+    assert!(again.code != 0 && again.stderr.contains("no live key with id 1"), "{}", again.stderr);
+}
