@@ -8,6 +8,8 @@
 //! - `wasm-size`: release sizes of the runtime for wasm32, raw and gzip, with and without the GPU engine.
 //! - `bench-compare`: `sextant bench` against onnxruntime (1 thread) and the runtime against plain
 //!   tract, side by side on squeezenet-, shufflenet- and resnet50-class models; prints the ratios.
+//! - `bench-collect`: the collector's load benchmark (`benches/collector_load.rs`) on SQLite and on
+//!   PostgreSQL: accepted records/s, p99 latency, peak memory, zero loss.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -39,6 +41,15 @@ enum Task {
         #[arg(long, default_value_t = 30)]
         iterations: u32,
     },
+    /// Load the collector with concurrent clients on SQLite and PostgreSQL; prints records/s.
+    BenchCollect {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 8)]
+        clients: u32,
+        /// Measured seconds per database.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+    },
 }
 
 const WASM_TARGETS: [&str; 2] = ["wasm32-unknown-unknown", "wasm32-wasip2"];
@@ -50,6 +61,7 @@ fn main() -> Result<()> {
         Task::Conformance => conformance(),
         Task::WasmSize => wasm_size(&WASM_BUILDS),
         Task::BenchCompare { iterations } => bench_compare(iterations),
+        Task::BenchCollect { clients, seconds } => bench_collect(clients, seconds),
     }
 }
 
@@ -203,6 +215,19 @@ fn wasm_size(builds: &[WasmBuild]) -> Result<()> {
             .parse()
             .context("while reading the gzip size")?;
         println!("{label}: {raw} bytes raw, {gzip} bytes gzip");
+    }
+    Ok(())
+}
+
+fn bench_collect(clients: u32, seconds: u32) -> Result<()> {
+    for database in ["sqlite", "postgres"] {
+        let (clients, seconds) = (clients.to_string(), seconds.to_string());
+        run(cargo().args(["bench", "--quiet", "--bench", "collector_load", "--", "--database", database]).args([
+            "--clients",
+            &clients,
+            "--seconds",
+            &seconds,
+        ]))?;
     }
     Ok(())
 }

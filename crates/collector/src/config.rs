@@ -120,3 +120,24 @@ impl std::fmt::Display for Database {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_is_the_defaults_and_urls_pick_the_database() {
+        assert_eq!(toml::from_str::<Config>("").unwrap(), Config::default());
+        let config: Config = toml::from_str("database = \"postgres://u:secret@db:5432/x\"\nmax_in_flight = 8").unwrap();
+        assert_eq!(config.database, Database::Postgres("postgres://u:secret@db:5432/x".into()));
+        assert_eq!(config.max_in_flight, 8);
+        assert_eq!(config.database.to_string(), "PostgreSQL db:5432/x", "the password is never printed");
+        assert_eq!(Database::parse("sqlite://data/t.db"), Database::Sqlite("data/t.db".into()));
+    }
+
+    #[test]
+    fn unknown_fields_are_errors_not_ignored() {
+        let e = toml::from_str::<Config>("listen = \"0.0.0.0:1\"\nmax_inflight = 3").unwrap_err().to_string();
+        assert!(e.contains("unknown field `max_inflight`"), "{e}");
+    }
+}

@@ -91,3 +91,27 @@ pub struct KeyInfo {
     pub created_ms: i64,
     pub revoked_ms: Option<i64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_only_their_digest_is_kept() {
+        let (a, b) = (Token::generate().unwrap(), Token::generate().unwrap());
+        assert_ne!(a, b);
+        assert!(a.secret().starts_with("sxt_") && a.secret().len() == 68);
+        assert_eq!(a.digest().len(), 64);
+        assert_eq!(a.digest(), digest(a.secret()));
+        assert!(!format!("{a:?}").contains(&a.secret()[4..]), "Debug must not print the secret");
+        // SHA-256 of "abc", the FIPS 180-2 test vector.
+        assert_eq!(digest("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn admin_allows_everything_and_others_only_themselves() {
+        assert!(Role::Admin.allows(Role::Read) && Role::Admin.allows(Role::Ingest));
+        assert!(Role::Ingest.allows(Role::Ingest) && !Role::Ingest.allows(Role::Read));
+        assert!(!Role::Read.allows(Role::Admin));
+    }
+}

@@ -14,28 +14,37 @@ const RECORDS: usize = 50;
 struct Process {
     child: tokio::process::Child,
     url: String,
+    /// What it printed before it listened.
+    banner: Vec<String>,
 }
 
 async fn start(database: &str) -> Process {
+    start_with(&["--database", database]).await
+}
+
+async fn start_with(args: &[&str]) -> Process {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sextant"))
-        .args(["collect", "--listen", "127.0.0.1:0", "--database", database])
+        .args(["collect", "--listen", "127.0.0.1:0"])
+        .args(args)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = Vec::new();
     let url = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = lines.next_line().await.unwrap() {
             if let Some(rest) = line.strip_prefix("collector listening on ") {
                 return rest.split_whitespace().next().unwrap().to_owned();
             }
+            banner.push(line);
         }
         panic!("the collector exited before listening");
     })
     .await
     .expect("the collector starts within a minute");
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Process { child, url }
+    Process { child, url, banner }
 }
 
 /// `sextant collect keys create`: the token it prints.
@@ -183,4 +192,36 @@ fn keys_are_listed_without_secrets_and_revoked() {
     assert!(list.stdout.contains("revoked"), "{}", list.stdout);
     let again = crate::sextant(&["collect", "keys", "revoke", "1", "--database", &database]);
     assert!(again.code != 0 && again.stderr.contains("no live key with id 1"), "{}", again.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_collector_runs_from_a_config_file_with_bootstrap_keys() {
+    let database = sqlite_path("bootstrap");
+    let config = database.with_file_name("collector.toml");
+    std::fs::write(
+        &config,
+        format!("database = {:?}\ncors_origins = [\"https://app.example.com\"]\n", database.display().to_string()),
+    )
+    .unwrap();
+    let process = start_with(&["--config", config.to_str().unwrap()]).await;
+    let key = |role: &str| {
+        let prefix = format!("{role:<6} key: ");
+        let line = process.banner.iter().find_map(|l| l.trim().strip_prefix(&prefix)).unwrap_or_else(|| {
+            panic!("no {role} key in {:?}", process.banner);
+        });
+        line.to_owned()
+    };
+    let (ingest, read) = (key("ingest"), key("read"));
+    let http = reqwest::Client::new();
+    let (status, reply) = post_batch(&http, &process.url, &ingest, &batch("boot", 3), JSON).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(stored_predictions(&http, &process.url, &read).await, 3);
+    drop(process);
+    // Keys exist now: a restart prints none.
+    let again = start_with(&["--config", config.to_str().unwrap()]).await;
+    assert!(again.banner.is_empty(), "{:?}", again.banner);
+
+    std::fs::write(&config, "databse = \"typo.db\"\n").unwrap();
+    let run = crate::sextant(&["collect", "--config", config.to_str().unwrap()]);
+    assert!(run.code != 0 && run.stderr.contains("unknown field `databse`"), "{}", run.stderr);
 }
