@@ -1,0 +1,57 @@
+//! A window's feature counts: the sum of the `features` records that arrived in it.
+//!
+//! Adding a record or merging two windows only adds counts, so a day is the merge of its hours and
+//! the collector updates a window per batch instead of rescanning history.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use telemetry::{FeatureCounts, FeatureSummary};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    pub rows: u64,
+    pub features: BTreeMap<String, FeatureCounts>,
+    /// Fields the rows carried that the profile does not know, with how many rows had them.
+    pub unexpected_fields: BTreeMap<String, u64>,
+}
+
+impl Window {
+    pub fn add(&mut self, summary: &FeatureSummary) {
+        self.rows += summary.rows;
+        for counts in &summary.features {
+            self.add_counts(counts);
+        }
+        for field in &summary.unexpected_fields {
+            *self.unexpected_fields.entry(field.name.clone()).or_default() += field.count;
+        }
+    }
+
+    pub fn merge(&mut self, other: &Window) {
+        self.rows += other.rows;
+        for counts in other.features.values() {
+            self.add_counts(counts);
+        }
+        for (name, count) in &other.unexpected_fields {
+            *self.unexpected_fields.entry(name.clone()).or_default() += count;
+        }
+    }
+
+    fn add_counts(&mut self, counts: &FeatureCounts) {
+        let Some(into) = self.features.get_mut(&counts.name) else {
+            self.features.insert(counts.name.clone(), counts.clone());
+            return;
+        };
+        if into.bins.len() < counts.bins.len() {
+            into.bins.resize(counts.bins.len(), 0);
+        }
+        for (a, b) in into.bins.iter_mut().zip(&counts.bins) {
+            *a += b;
+        }
+        into.missing += counts.missing;
+        into.type_mismatch += counts.type_mismatch;
+        into.unseen += counts.unseen;
+        into.out_of_range += counts.out_of_range;
+        into.samples.extend(counts.samples.iter().cloned());
+    }
+}
