@@ -7,10 +7,12 @@ mod bench;
 mod check;
 mod collect;
 mod conformance;
+mod drift;
 mod inspect;
 mod options;
 mod profile;
 mod run;
+mod table;
 mod tensor_files;
 
 use std::process::ExitCode;
@@ -38,6 +40,8 @@ enum Command {
     Conformance(conformance::Args),
     /// Build reference profiles that deployments count their inputs against.
     Profile(profile::Args),
+    /// Compare a current data set with a reference: drift per column, integrity, performance.
+    Drift(drift::Args),
     /// Run the telemetry collector (or manage its API keys).
     Collect(collect::Args),
 }
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::Conformance(args) => conformance::main(args),
         Command::Profile(args) => profile::main(args),
         Command::Collect(args) => collect::main(args),
+        Command::Drift(args) => drift::main(args),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+
+use crate::table::{Table, is_missing};
 use telemetry::{CategoryProfile, FeatureKind, FeatureProfile, NumberProfile, PROFILE_VERSION, Profile};
 
 #[derive(Debug, clap::Args)]
@@ -37,36 +39,20 @@ struct BuildArgs {
     max_categories: usize,
 }
 
-/// Cells that mean "no value".
-const MISSING: [&str; 6] = ["", "NA", "NaN", "nan", "null", "None"];
-
 pub fn main(args: Args) -> Result<ExitCode> {
     let Command::Build(args) = args.command;
-    let mut reader =
-        csv::Reader::from_path(&args.data).with_context(|| format!("while opening {}", args.data.display()))?;
-    let headers: Vec<String> =
-        reader.headers().context("while reading the header row")?.iter().map(str::to_owned).collect();
+    let table = Table::read(&args.data)?;
+    let (headers, columns) = (&table.headers, &table.columns);
     if let Some(target) = &args.target
         && !headers.contains(target)
     {
         bail!("target column `{target}` is not in the header; columns are {headers:?}");
     }
-    let mut columns: Vec<Vec<String>> = vec![Vec::new(); headers.len()];
-    for (line, record) in reader.records().enumerate() {
-        // The csv crate refuses ragged rows, naming the line and the field counts.
-        let record = record.with_context(|| format!("while reading data row {}", line + 1))?;
-        for (column, cell) in columns.iter_mut().zip(record.iter()) {
-            column.push(cell.trim().to_owned());
-        }
-    }
-    let rows = columns.first().map_or(0, Vec::len);
-    if rows == 0 {
-        bail!("{} has a header but no data rows", args.data.display());
-    }
+    let rows = table.rows();
     let mut profile =
         Profile { profile_version: PROFILE_VERSION, rows: rows as u64, features: Vec::new(), target: None };
     let (mut numeric, mut categorical) = (0, 0);
-    for (name, cells) in headers.iter().zip(&columns) {
+    for (name, cells) in headers.iter().zip(columns) {
         let is_target = Some(name) == args.target.as_ref();
         let feature = profile_column(name, cells, usize::from(args.bins), args.max_categories, is_target);
         match &feature.kind {
@@ -92,8 +78,14 @@ pub fn main(args: Args) -> Result<ExitCode> {
 
 /// A column is numeric when every present cell parses as a finite number, except a target of a few
 /// integer values: that is a set of classes, profiled as categories.
-fn profile_column(name: &str, cells: &[String], bins: usize, max_categories: usize, target: bool) -> FeatureProfile {
-    let present: Vec<&str> = cells.iter().map(String::as_str).filter(|c| !MISSING.contains(c)).collect();
+pub(crate) fn profile_column(
+    name: &str,
+    cells: &[String],
+    bins: usize,
+    max_categories: usize,
+    target: bool,
+) -> FeatureProfile {
+    let present: Vec<&str> = cells.iter().map(String::as_str).filter(|c| !is_missing(c)).collect();
     let missing_rate = (cells.len() - present.len()) as f64 / cells.len() as f64;
     let numbers: Option<Vec<f64>> = present.iter().map(|c| c.parse::<f64>().ok().filter(|v| v.is_finite())).collect();
     let classes = numbers.as_ref().is_some_and(|n| {

@@ -112,7 +112,7 @@ fn bad_input_gets_a_clear_error_and_no_panic() {
     }
 }
 
-fn tempdir(name: &str) -> std::path::PathBuf {
+pub fn tempdir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("sextant-it-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

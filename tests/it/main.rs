@@ -6,6 +6,7 @@
 mod cli;
 mod collect;
 mod conformance;
+mod drift;
 mod profile;
 
 use std::path::{Path, PathBuf};

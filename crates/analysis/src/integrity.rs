@@ -131,7 +131,7 @@ pub fn check(
                 }
             }
             let mut top: Vec<_> = seen.into_iter().collect();
-            top.sort_by(|a, b| b.1.cmp(&a.1));
+            top.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
             let examples: Vec<&str> = top.iter().take(5).map(|(c, _)| *c).collect();
             let detail = if examples.is_empty() {
                 format!("{} values are categories the reference never saw", counts.unseen)

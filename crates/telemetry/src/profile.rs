@@ -142,6 +142,36 @@ impl CategoryProfile {
     }
 }
 
+/// Counts one value of `feature`.
+fn count(feature: &FeatureProfile, counts: &mut FeatureCounts, value: Value<'_>, sample_limit: usize) {
+    let sample = counts.samples.len() < sample_limit;
+    match (&feature.kind, value) {
+        (_, Value::Missing) => counts.missing += 1,
+        (FeatureKind::Number(_), Value::Number(v)) if v.is_nan() => counts.missing += 1,
+        (FeatureKind::Number(profile), Value::Number(v)) => {
+            counts.bins[profile.bin(v)] += 1;
+            if v < profile.min || v > profile.max {
+                counts.out_of_range += 1;
+            }
+            if sample && v.is_finite() {
+                counts.samples.push(Sample::Number(v));
+            }
+        }
+        (FeatureKind::Number(_), Value::Text(_)) => counts.type_mismatch += 1,
+        (FeatureKind::Category(profile), Value::Text(v)) => {
+            let bin = profile.bin(v);
+            counts.bins[bin] += 1;
+            if bin == profile.categories.len() {
+                counts.unseen += 1;
+            }
+            if sample {
+                counts.samples.push(Sample::Category(v.to_owned()));
+            }
+        }
+        (FeatureKind::Category(_), Value::Number(_)) => counts.type_mismatch += 1,
+    }
+}
+
 /// Counts rows against a profile at the edge; [`Summarizer::take`] turns the counts into a record.
 #[derive(Debug)]
 pub struct Summarizer<'p> {
@@ -151,12 +181,20 @@ pub struct Summarizer<'p> {
     rows: u64,
     /// Raw values kept per feature, when the model opted into sampling (0: none).
     sample_limit: usize,
+    /// Rows of the last `add_rows`, counted missing until their column arrives.
+    pending_missing: u64,
 }
 
 impl<'p> Summarizer<'p> {
     pub fn new(profile: &'p Profile, sample_limit: usize) -> Summarizer<'p> {
-        let mut summarizer =
-            Summarizer { profile, counts: Vec::new(), unexpected: BTreeMap::new(), rows: 0, sample_limit };
+        let mut summarizer = Summarizer {
+            profile,
+            counts: Vec::new(),
+            unexpected: BTreeMap::new(),
+            rows: 0,
+            sample_limit,
+            pending_missing: 0,
+        };
         summarizer.reset();
         summarizer
     }
@@ -197,33 +235,35 @@ impl<'p> Summarizer<'p> {
         }
         for (feature, counts) in self.profile.features.iter().zip(&mut self.counts) {
             let value = row.iter().find(|(name, _)| *name == feature.name).map_or(Value::Missing, |(_, v)| *v);
-            let sample = counts.samples.len() < self.sample_limit;
-            match (&feature.kind, value) {
-                (_, Value::Missing) => counts.missing += 1,
-                (FeatureKind::Number(_), Value::Number(v)) if v.is_nan() => counts.missing += 1,
-                (FeatureKind::Number(profile), Value::Number(v)) => {
-                    counts.bins[profile.bin(v)] += 1;
-                    if v < profile.min || v > profile.max {
-                        counts.out_of_range += 1;
-                    }
-                    if sample && v.is_finite() {
-                        counts.samples.push(Sample::Number(v));
-                    }
-                }
-                (FeatureKind::Number(_), Value::Text(_)) => counts.type_mismatch += 1,
-                (FeatureKind::Category(profile), Value::Text(v)) => {
-                    let bin = profile.bin(v);
-                    counts.bins[bin] += 1;
-                    if bin == profile.categories.len() {
-                        counts.unseen += 1;
-                    }
-                    if sample {
-                        counts.samples.push(Sample::Category(v.to_owned()));
-                    }
-                }
-                (FeatureKind::Category(_), Value::Number(_)) => counts.type_mismatch += 1,
+            count(feature, counts, value, self.sample_limit);
+        }
+    }
+
+    /// Counts a whole column for the feature `name` (rows given column by column, e.g. from a
+    /// file): the same counting as [`Summarizer::observe`]. Call [`Summarizer::add_rows`] once per
+    /// batch of rows; a feature no column is given for counts as missing in them.
+    pub fn observe_column<'v>(&mut self, name: &str, values: impl IntoIterator<Item = Value<'v>>) {
+        match self.profile.features.iter().position(|f| f.name == name) {
+            Some(i) => {
+                let (feature, counts) = (&self.profile.features[i], &mut self.counts[i]);
+                values.into_iter().for_each(|v| count(feature, counts, v, self.sample_limit));
+                counts.missing = counts.missing.saturating_sub(self.pending_missing);
+            }
+            None => {
+                let present = values.into_iter().filter(|v| *v != Value::Missing).count() as u64;
+                *self.unexpected.entry(name.to_owned()).or_insert(0) += present;
             }
         }
+    }
+
+    /// Adds `n` rows given column by column: every feature starts out missing in them, and
+    /// [`Summarizer::observe_column`] takes back what its column has.
+    pub fn add_rows(&mut self, n: u64) {
+        self.rows += n;
+        for counts in &mut self.counts {
+            counts.missing += n;
+        }
+        self.pending_missing = n;
     }
 
     pub fn rows(&self) -> u64 {

@@ -1,0 +1,307 @@
+//! `sextant drift REFERENCE.csv CURRENT.csv`: the collector's drift, integrity and performance
+//! analysis on two files, for pipelines that check data before deploying.
+//!
+//! The reference is profiled exactly as `sextant profile build` does, the current file is counted
+//! against it exactly as a deployment's `Summarizer` does, and the verdicts come from the same
+//! `analysis` crate the collector uses; with the raw values at hand, numbers get exact KS and
+//! Wasserstein instead of binned ones.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use analysis::drift::{Column, DatasetDrift, Policy};
+use analysis::integrity::{self, Finding, Issue, Thresholds};
+use analysis::performance::{ClassificationMetrics, Confusion, Regression, RegressionMetrics};
+use analysis::window::Window;
+use anyhow::{Result, bail};
+use serde::Serialize;
+use telemetry::{FeatureKind, FeatureProfile, PROFILE_VERSION, Profile, Record, Summarizer, Value};
+
+use crate::profile::profile_column;
+use crate::table::{Table, is_missing};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The reference data (training or validation), CSV with a header row.
+    reference: PathBuf,
+    /// The data to check against it, CSV with the same columns.
+    current: PathBuf,
+    /// The ground-truth column: left out of drift, used for performance with --prediction.
+    #[arg(long)]
+    target: Option<String>,
+    /// The model's prediction column: left out of drift, used for performance with --target.
+    #[arg(long)]
+    prediction: Option<String>,
+    /// Quantile bins per numeric column (for the binned statistics and the reference profile).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(2..=1000))]
+    bins: u16,
+    /// Print one JSON object (`columns`, `dataset_drift`, `integrity`, `performance`).
+    #[arg(long)]
+    json: bool,
+    /// Exit with status 1 when the data set drifted.
+    #[arg(long)]
+    fail_on_drift: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    reference: Source,
+    current: Source,
+    #[serde(flatten)]
+    drift: DatasetDrift,
+    integrity: Vec<Finding>,
+    performance: Option<Performance>,
+}
+
+#[derive(Debug, Serialize)]
+struct Source {
+    path: String,
+    rows: usize,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Performance {
+    Classification { reference: Box<ClassificationMetrics>, current: Box<ClassificationMetrics> },
+    Regression { reference: RegressionMetrics, current: RegressionMetrics },
+}
+
+const MAX_CATEGORIES: usize = 50;
+
+pub fn main(args: Args) -> Result<ExitCode> {
+    let reference = Table::read(&args.reference)?;
+    let current = Table::read(&args.current)?;
+    for column in [&args.target, &args.prediction].into_iter().flatten() {
+        for (table, path) in [(&reference, &args.reference), (&current, &args.current)] {
+            if table.column(column).is_none() {
+                bail!("column `{column}` is not in {}; its columns are {:?}", path.display(), table.headers);
+            }
+        }
+    }
+    let skipped = |name: &str| Some(name) == args.target.as_deref() || Some(name) == args.prediction.as_deref();
+
+    let features: Vec<FeatureProfile> = reference
+        .headers
+        .iter()
+        .zip(&reference.columns)
+        .filter(|(name, _)| !skipped(name))
+        .map(|(name, cells)| profile_column(name, cells, usize::from(args.bins), MAX_CATEGORIES, false))
+        .collect();
+    let profile = Profile { profile_version: PROFILE_VERSION, rows: reference.rows() as u64, features, target: None };
+    let window = summarize(&profile, &current, &skipped);
+
+    let mut columns = Vec::new();
+    for feature in &profile.features {
+        let Some(counts) = window.features.get(&feature.name).filter(|c| c.missing < window.rows) else { continue };
+        let raw = match feature.kind {
+            FeatureKind::Number(_) => Some((
+                numbers(reference.column(&feature.name).unwrap_or_default()),
+                numbers(current.column(&feature.name).unwrap_or_default()),
+            )),
+            FeatureKind::Category(_) => None,
+        };
+        columns.push(Column { profile: feature, current: &counts.bins, raw });
+    }
+    let drift = analysis::drift::analyse(columns, &Policy::default());
+
+    let renamed = |missing: &str, candidate: &str| -> Option<f64> {
+        let feature = profile.features.iter().find(|f| f.name == missing)?;
+        let cells = current.column(candidate)?;
+        let alone = Profile {
+            profile_version: PROFILE_VERSION,
+            rows: profile.rows,
+            features: vec![FeatureProfile { name: candidate.to_owned(), ..feature.clone() }],
+            target: None,
+        };
+        let mut summarizer = Summarizer::new(&alone, 0);
+        summarizer.add_rows(cells.len() as u64);
+        summarizer.observe_column(candidate, cells.iter().map(|c| value(&feature.kind, c)));
+        let Record::Features(summary) = summarizer.take(0) else { return None };
+        let reference_counts = match &feature.kind {
+            FeatureKind::Number(n) => &n.counts,
+            FeatureKind::Category(c) => &c.counts,
+        };
+        Some(analysis::distance::psi(reference_counts, &summary.features.first()?.bins))
+    };
+    let mut findings = integrity::check(&profile, &window, &Thresholds::default(), &renamed);
+    for finding in findings.iter_mut().filter(|f| f.issue == Issue::TypeMismatch) {
+        if let Some((row, cell)) = current
+            .column(&finding.feature)
+            .and_then(|cells| cells.iter().enumerate().find(|(_, c)| !is_missing(c) && c.parse::<f64>().is_err()))
+        {
+            finding.detail += &format!(" (first at data row {}, column `{}`: {cell:?})", row + 1, finding.feature);
+        }
+    }
+
+    let performance = match (&args.target, &args.prediction) {
+        (Some(target), Some(prediction)) => Some(performance(&reference, &current, target, prediction)?),
+        _ => None,
+    };
+    let report = Report {
+        reference: Source { path: args.reference.display().to_string(), rows: reference.rows() },
+        current: Source { path: args.current.display().to_string(), rows: current.rows() },
+        drift,
+        integrity: findings,
+        performance,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_human(&report);
+    }
+    Ok(if args.fail_on_drift && report.drift.dataset_drift { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Counts the current table against the profile, column by column, as a deployment would.
+fn summarize(profile: &Profile, table: &Table, skipped: &dyn Fn(&str) -> bool) -> Window {
+    let mut summarizer = Summarizer::new(profile, 5);
+    summarizer.add_rows(table.rows() as u64);
+    for (name, cells) in table.headers.iter().zip(&table.columns).filter(|(name, _)| !skipped(name)) {
+        match profile.features.iter().find(|f| &f.name == name) {
+            Some(feature) => summarizer.observe_column(name, cells.iter().map(|c| value(&feature.kind, c))),
+            None => summarizer.observe_column(name, cells.iter().map(|c| text(c))),
+        }
+    }
+    let mut window = Window::default();
+    if let Record::Features(summary) = summarizer.take(0) {
+        window.add(&summary);
+    }
+    window
+}
+
+/// A cell as the profile's kind reads it: numbers parse, categories stay text.
+fn value<'a>(kind: &FeatureKind, cell: &'a str) -> Value<'a> {
+    match kind {
+        _ if is_missing(cell) => Value::Missing,
+        FeatureKind::Number(_) => cell.parse::<f64>().map_or(Value::Text(cell), Value::Number),
+        FeatureKind::Category(_) => Value::Text(cell),
+    }
+}
+
+fn text(cell: &str) -> Value<'_> {
+    if is_missing(cell) { Value::Missing } else { Value::Text(cell) }
+}
+
+fn numbers(cells: &[String]) -> Vec<f64> {
+    cells.iter().filter_map(|c| c.parse::<f64>().ok()).filter(|v| v.is_finite()).collect()
+}
+
+fn performance(reference: &Table, current: &Table, target: &str, prediction: &str) -> Result<Performance> {
+    let classes = matches!(
+        profile_column(target, reference.column(target).unwrap_or_default(), 10, MAX_CATEGORIES, true).kind,
+        FeatureKind::Category(_)
+    );
+    let pairs = |table: &Table| -> Vec<(usize, (String, String))> {
+        let truth = table.column(target).unwrap_or_default();
+        let predicted = table.column(prediction).unwrap_or_default();
+        truth
+            .iter()
+            .zip(predicted)
+            .enumerate()
+            .filter(|(_, (t, p))| !is_missing(t) && !is_missing(p))
+            .map(|(i, (t, p))| (i, (t.clone(), p.clone())))
+            .collect()
+    };
+    if classes {
+        let confusion = |table: &Table| {
+            let mut confusion = Confusion::default();
+            for (_, (t, p)) in pairs(table) {
+                confusion.add(class_name(&t), class_name(&p));
+            }
+            Box::new(confusion.metrics())
+        };
+        return Ok(Performance::Classification { reference: confusion(reference), current: confusion(current) });
+    }
+    let regression = |table: &Table, file: &str| -> Result<RegressionMetrics> {
+        let mut sums = Regression::default();
+        for (row, (t, p)) in pairs(table) {
+            let parse = |cell: &str, column: &str| {
+                cell.parse::<f64>().map_err(|_| {
+                    anyhow::anyhow!(
+                        "{file}: data row {}, column `{column}`: expected a number, found {cell:?}",
+                        row + 1
+                    )
+                })
+            };
+            sums.add(parse(&t, target)?, parse(&p, prediction)?);
+        }
+        Ok(sums.metrics())
+    };
+    Ok(Performance::Regression {
+        reference: regression(reference, "reference")?,
+        current: regression(current, "current")?,
+    })
+}
+
+/// "1.0" and "1" are the same class.
+fn class_name(cell: &str) -> &str {
+    cell.strip_suffix(".0").unwrap_or(cell)
+}
+
+fn print_human(report: &Report) {
+    let d = &report.drift;
+    println!(
+        "reference {} ({} rows) vs current {} ({} rows)",
+        report.reference.path, report.reference.rows, report.current.path, report.current.rows
+    );
+    println!("\n{:<24} {:<9} {:<19} {:>10} {:>9}  verdict", "column", "kind", "statistic", "value", "threshold");
+    for c in &d.columns {
+        let verdict = if c.insufficient_data {
+            "too few rows"
+        } else if c.drift {
+            "DRIFT"
+        } else {
+            "ok"
+        };
+        let kind = format!("{:?}", c.kind).to_lowercase();
+        let statistic = serde_json::to_value(c.statistic).ok().and_then(|v| v.as_str().map(str::to_owned));
+        println!(
+            "{:<24} {:<9} {:<19} {:>10.4} {:>9}  {verdict}",
+            c.name,
+            kind,
+            statistic.unwrap_or_default(),
+            c.value,
+            c.threshold
+        );
+    }
+    println!(
+        "\ndata set: {} of {} columns drifted ({:.0}%): {}",
+        d.drifted_columns,
+        d.columns.len(),
+        d.share * 100.0,
+        if d.dataset_drift { "DRIFT" } else { "no drift" }
+    );
+    for c in d.columns.iter().filter(|c| c.drift) {
+        println!("  {}: {}", c.name, c.explanation);
+    }
+    if !report.integrity.is_empty() {
+        println!("\nintegrity:");
+        for f in &report.integrity {
+            println!("  {} ({:?}): {}", f.feature, f.issue, f.detail);
+        }
+    }
+    match &report.performance {
+        Some(Performance::Classification { reference, current }) => {
+            println!("\nperformance (95% Wilson intervals):");
+            for (name, m) in [("reference", reference), ("current", current)] {
+                println!(
+                    "  {name:<9} n={:<7} accuracy {:.3} [{:.3}, {:.3}]  macro precision {:.3} recall {:.3} F1 {:.3}",
+                    m.n,
+                    m.accuracy.value,
+                    m.accuracy.low,
+                    m.accuracy.high,
+                    m.macro_avg.precision,
+                    m.macro_avg.recall,
+                    m.macro_avg.f1
+                );
+            }
+        }
+        Some(Performance::Regression { reference, current }) => {
+            println!("\nperformance:");
+            for (name, m) in [("reference", reference), ("current", current)] {
+                println!("  {name:<9} n={:<7} MAE {:.4}  RMSE {:.4}  R² {:.4}", m.n, m.mae, m.rmse, m.r2);
+            }
+        }
+        None => {}
+    }
+}
