@@ -6,6 +6,7 @@
 //! `analysis` crate the collector uses; with the raw values at hand, numbers get exact KS and
 //! Wasserstein instead of binned ones.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -51,6 +52,14 @@ struct Report {
     drift: DatasetDrift,
     integrity: Vec<Finding>,
     performance: Option<Performance>,
+    timings: Timings,
+}
+
+/// Where the command's time went, for benchmarks.
+#[derive(Debug, Serialize)]
+struct Timings {
+    read_ms: f64,
+    analysis_ms: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -69,8 +78,11 @@ enum Performance {
 const MAX_CATEGORIES: usize = 50;
 
 pub fn main(args: Args) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
     let reference = Table::read(&args.reference)?;
     let current = Table::read(&args.current)?;
+    let read_ms = started.elapsed().as_secs_f64() * 1e3;
+    let started = std::time::Instant::now();
     for column in [&args.target, &args.prediction].into_iter().flatten() {
         for (table, path) in [(&reference, &args.reference), (&current, &args.current)] {
             if table.column(column).is_none() {
@@ -80,26 +92,20 @@ pub fn main(args: Args) -> Result<ExitCode> {
     }
     let skipped = |name: &str| Some(name) == args.target.as_deref() || Some(name) == args.prediction.as_deref();
 
-    let features: Vec<FeatureProfile> = reference
+    let (features, mut reference_numbers): (Vec<FeatureProfile>, Vec<Option<Vec<f64>>>) = reference
         .headers
         .iter()
         .zip(&reference.columns)
         .filter(|(name, _)| !skipped(name))
         .map(|(name, cells)| profile_column(name, cells, usize::from(args.bins), MAX_CATEGORIES, false))
-        .collect();
+        .unzip();
     let profile = Profile { profile_version: PROFILE_VERSION, rows: reference.rows() as u64, features, target: None };
-    let window = summarize(&profile, &current, &skipped);
+    let (window, mut current_numbers) = summarize(&profile, &current, &skipped);
 
     let mut columns = Vec::new();
-    for feature in &profile.features {
+    for (feature, reference_numbers) in profile.features.iter().zip(&mut reference_numbers) {
         let Some(counts) = window.features.get(&feature.name).filter(|c| c.missing < window.rows) else { continue };
-        let raw = match feature.kind {
-            FeatureKind::Number(_) => Some((
-                numbers(reference.column(&feature.name).unwrap_or_default()),
-                numbers(current.column(&feature.name).unwrap_or_default()),
-            )),
-            FeatureKind::Category(_) => None,
-        };
+        let raw = reference_numbers.take().zip(current_numbers.remove(&feature.name));
         columns.push(Column { profile: feature, current: &counts.bins, raw });
     }
     let drift = analysis::drift::analyse(columns, &Policy::default());
@@ -137,12 +143,14 @@ pub fn main(args: Args) -> Result<ExitCode> {
         (Some(target), Some(prediction)) => Some(performance(&reference, &current, target, prediction)?),
         _ => None,
     };
+    let timings = Timings { read_ms, analysis_ms: started.elapsed().as_secs_f64() * 1e3 };
     let report = Report {
         reference: Source { path: args.reference.display().to_string(), rows: reference.rows() },
         current: Source { path: args.current.display().to_string(), rows: current.rows() },
         drift,
         integrity: findings,
         performance,
+        timings,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -152,21 +160,33 @@ pub fn main(args: Args) -> Result<ExitCode> {
     Ok(if args.fail_on_drift && report.drift.dataset_drift { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-/// Counts the current table against the profile, column by column, as a deployment would.
-fn summarize(profile: &Profile, table: &Table, skipped: &dyn Fn(&str) -> bool) -> Window {
+/// Counts the current table against the profile, column by column, as a deployment would; also
+/// returns each numeric feature's finite values, parsed once.
+fn summarize(profile: &Profile, table: &Table, skipped: &dyn Fn(&str) -> bool) -> (Window, HashMap<String, Vec<f64>>) {
     let mut summarizer = Summarizer::new(profile, 5);
     summarizer.add_rows(table.rows() as u64);
+    let mut numbers = HashMap::new();
     for (name, cells) in table.headers.iter().zip(&table.columns).filter(|(name, _)| !skipped(name)) {
         match profile.features.iter().find(|f| &f.name == name) {
-            Some(feature) => summarizer.observe_column(name, cells.iter().map(|c| value(&feature.kind, c))),
-            None => summarizer.observe_column(name, cells.iter().map(|c| text(c))),
+            Some(feature) => {
+                let values: Vec<Value<'_>> = cells.iter().map(|c| value(&feature.kind, c)).collect();
+                summarizer.observe_column(name, values.iter().copied());
+                if let FeatureKind::Number(_) = feature.kind {
+                    let finite = values.iter().filter_map(|v| match v {
+                        Value::Number(x) if x.is_finite() => Some(*x),
+                        _ => None,
+                    });
+                    numbers.insert(name.clone(), finite.collect());
+                }
+            }
+            None => summarizer.observe_column(name, cells.iter().map(text)),
         }
     }
     let mut window = Window::default();
     if let Record::Features(summary) = summarizer.take(0) {
         window.add(&summary);
     }
-    window
+    (window, numbers)
 }
 
 /// A cell as the profile's kind reads it: numbers parse, categories stay text.
@@ -182,24 +202,20 @@ fn text(cell: &str) -> Value<'_> {
     if is_missing(cell) { Value::Missing } else { Value::Text(cell) }
 }
 
-fn numbers(cells: &[String]) -> Vec<f64> {
-    cells.iter().filter_map(|c| c.parse::<f64>().ok()).filter(|v| v.is_finite()).collect()
-}
-
 fn performance(reference: &Table, current: &Table, target: &str, prediction: &str) -> Result<Performance> {
-    let classes = matches!(
-        profile_column(target, reference.column(target).unwrap_or_default(), 10, MAX_CATEGORIES, true).kind,
-        FeatureKind::Category(_)
-    );
+    let target_cells = reference.column(target).ok_or_else(|| anyhow::anyhow!("no column `{target}`"))?;
+    let classes =
+        matches!(profile_column(target, target_cells, 10, MAX_CATEGORIES, true).0.kind, FeatureKind::Category(_));
     let pairs = |table: &Table| -> Vec<(usize, (String, String))> {
-        let truth = table.column(target).unwrap_or_default();
-        let predicted = table.column(prediction).unwrap_or_default();
+        let (Some(truth), Some(predicted)) = (table.column(target), table.column(prediction)) else {
+            return Vec::new();
+        };
         truth
             .iter()
-            .zip(predicted)
+            .zip(predicted.iter())
             .enumerate()
             .filter(|(_, (t, p))| !is_missing(t) && !is_missing(p))
-            .map(|(i, (t, p))| (i, (t.clone(), p.clone())))
+            .map(|(i, (t, p))| (i, (t.to_owned(), p.to_owned())))
             .collect()
     };
     if classes {

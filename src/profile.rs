@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 
-use crate::table::{Table, is_missing};
+use crate::table::{Column, Table, is_missing};
 use telemetry::{CategoryProfile, FeatureKind, FeatureProfile, NumberProfile, PROFILE_VERSION, Profile};
 
 #[derive(Debug, clap::Args)]
@@ -54,7 +54,7 @@ pub fn main(args: Args) -> Result<ExitCode> {
     let (mut numeric, mut categorical) = (0, 0);
     for (name, cells) in headers.iter().zip(columns) {
         let is_target = Some(name) == args.target.as_ref();
-        let feature = profile_column(name, cells, usize::from(args.bins), args.max_categories, is_target);
+        let (feature, _) = profile_column(name, cells, usize::from(args.bins), args.max_categories, is_target);
         match &feature.kind {
             FeatureKind::Number(_) => numeric += 1,
             FeatureKind::Category(_) => categorical += 1,
@@ -80,22 +80,29 @@ pub fn main(args: Args) -> Result<ExitCode> {
 /// integer values: that is a set of classes, profiled as categories.
 pub(crate) fn profile_column(
     name: &str,
-    cells: &[String],
+    cells: &Column,
     bins: usize,
     max_categories: usize,
     target: bool,
-) -> FeatureProfile {
-    let present: Vec<&str> = cells.iter().map(String::as_str).filter(|c| !is_missing(c)).collect();
-    let missing_rate = (cells.len() - present.len()) as f64 / cells.len() as f64;
-    let numbers: Option<Vec<f64>> = present.iter().map(|c| c.parse::<f64>().ok().filter(|v| v.is_finite())).collect();
-    let classes = numbers.as_ref().is_some_and(|n| {
-        let distinct: std::collections::BTreeSet<i64> = n.iter().map(|&v| v as i64).collect();
-        n.iter().all(|v| v.fract() == 0.0) && distinct.len() <= max_categories
-    });
-    let numbers = if target && classes { None } else { numbers };
+) -> (FeatureProfile, Option<Vec<f64>>) {
+    let present = cells.iter().filter(|c| !is_missing(c));
+    let present_count = present.clone().count();
+    let missing_rate = (cells.len() - present_count) as f64 / cells.len() as f64;
+    let numbers: Option<Vec<f64>> = present.clone().map(|c| c.parse::<f64>().ok().filter(|v| v.is_finite())).collect();
+    let classes = target
+        && numbers.as_ref().is_some_and(|n| {
+            n.iter().all(|v| v.fract() == 0.0)
+                && n.iter().map(|&v| v as i64).collect::<std::collections::BTreeSet<i64>>().len() <= max_categories
+        });
+    let mut numbers = if classes { None } else { numbers };
+    // Sorted once here: the quantiles below and any exact statistic later find them in order.
+    if let Some(n) = &mut numbers {
+        n.sort_unstable_by(f64::total_cmp);
+    }
     let kind = match numbers.as_deref().and_then(|n| NumberProfile::build(n, bins)) {
         Some(number) => FeatureKind::Number(number),
-        None => FeatureKind::Category(CategoryProfile::build(present.iter().copied(), max_categories)),
+        None => FeatureKind::Category(CategoryProfile::build(present, max_categories)),
     };
-    FeatureProfile { name: name.to_owned(), missing_rate, kind }
+    let numbers = if matches!(kind, FeatureKind::Number(_)) { numbers } else { None };
+    (FeatureProfile { name: name.to_owned(), missing_rate, kind }, numbers)
 }

@@ -1,4 +1,7 @@
 //! CSV data sets as columns of trimmed cells: what `profile build` and `drift` read.
+//!
+//! Each column keeps its cells in one string with end offsets: a 100k-row, 25-column file costs
+//! about its own size in memory, not a heap allocation per cell.
 
 use std::path::Path;
 
@@ -10,7 +13,30 @@ pub const MISSING: [&str; 6] = ["", "NA", "NaN", "nan", "null", "None"];
 #[derive(Debug)]
 pub struct Table {
     pub headers: Vec<String>,
-    pub columns: Vec<Vec<String>>,
+    pub columns: Vec<Column>,
+}
+
+/// One column's cells, trimmed.
+#[derive(Debug, Default)]
+pub struct Column {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Column {
+    fn push(&mut self, cell: &str) {
+        self.text.push_str(cell);
+        self.ends.push(self.text.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> + Clone {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(self.ends.iter().copied()).map(|(start, end)| &self.text[start..end])
+    }
 }
 
 impl Table {
@@ -24,27 +50,31 @@ impl Table {
             .iter()
             .map(|h| h.trim().to_owned())
             .collect();
-        let mut columns: Vec<Vec<String>> = vec![Vec::new(); headers.len()];
-        for (line, record) in reader.records().enumerate() {
-            // The csv crate refuses ragged rows, naming the line and the field counts.
-            let record =
-                record.with_context(|| format!("while reading data row {} of {}", line + 1, path.display()))?;
+        let mut columns: Vec<Column> = headers.iter().map(|_| Column::default()).collect();
+        let mut record = csv::StringRecord::new();
+        let mut line = 0;
+        // The csv crate refuses ragged rows, naming the line and the field counts.
+        while reader
+            .read_record(&mut record)
+            .with_context(|| format!("while reading data row {} of {}", line + 1, path.display()))?
+        {
+            line += 1;
             for (column, cell) in columns.iter_mut().zip(record.iter()) {
-                column.push(cell.trim().to_owned());
+                column.push(cell.trim());
             }
         }
-        if columns.first().is_none_or(Vec::is_empty) {
+        if columns.first().is_none_or(|c| c.len() == 0) {
             bail!("{} has a header but no data rows", path.display());
         }
         Ok(Table { headers, columns })
     }
 
     pub fn rows(&self) -> usize {
-        self.columns.first().map_or(0, Vec::len)
+        self.columns.first().map_or(0, Column::len)
     }
 
-    pub fn column(&self, name: &str) -> Option<&[String]> {
-        self.headers.iter().position(|h| h == name).map(|i| &self.columns[i][..])
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.headers.iter().position(|h| h == name).map(|i| &self.columns[i])
     }
 }
 

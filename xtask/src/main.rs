@@ -1,13 +1,15 @@
 //! `cargo xtask`: the project's build automation, in Rust rather than shell scripts.
 //!
 //! - `ci`: everything CI runs (fmt, clippy, tests, conformance, wasm32 builds of the runtime and
-//!   telemetry crates), so a contributor
+//!   telemetry and analysis crates), so a contributor
 //!   sees the same result locally.
 //! - `fixtures`: regenerate the runtime's test models and expected outputs (needs Python).
 //! - `conformance`: the ONNX backend test data from the `onnx` wheel, on every engine.
 //! - `wasm-size`: release sizes of the runtime for wasm32, raw and gzip, with and without the GPU engine.
 //! - `bench-compare`: `sextant bench` against onnxruntime (1 thread) and the runtime against plain
 //!   tract, side by side on squeezenet-, shufflenet- and resnet50-class models; prints the ratios.
+//! - `bench-drift`: `sextant drift` against Evidently's DataDriftPreset on 100k + 100k seeded rows,
+//!   both verdict lists and the time and memory ratios.
 //! - `bench-collect`: the collector's load benchmark (`benches/collector_load.rs`) on SQLite and on
 //!   PostgreSQL: accepted records/s, p99 latency, peak memory, zero loss.
 
@@ -41,6 +43,8 @@ enum Task {
         #[arg(long, default_value_t = 30)]
         iterations: u32,
     },
+    /// `sextant drift` against Evidently (pip-installs it) on the same seeded data; prints ratios.
+    BenchDrift,
     /// Load the collector with concurrent clients on SQLite and PostgreSQL; prints records/s.
     BenchCollect {
         /// Concurrent clients.
@@ -62,6 +66,7 @@ fn main() -> Result<()> {
         Task::WasmSize => wasm_size(&WASM_BUILDS),
         Task::BenchCompare { iterations } => bench_compare(iterations),
         Task::BenchCollect { clients, seconds } => bench_collect(clients, seconds),
+        Task::BenchDrift => bench_drift(),
     }
 }
 
@@ -117,7 +122,7 @@ fn ci() -> Result<()> {
     // The builds the core must never lose; `wasm-size` adds the CPU-only browser build for comparison.
     wasm_size(&[WASM_BUILDS[0], WASM_BUILDS[2]])?;
     for target in WASM_TARGETS {
-        run(cargo().args(["build", "--package", "telemetry", "--target", target]))?;
+        run(cargo().args(["build", "--package", "telemetry", "--package", "analysis", "--target", target]))?;
     }
     eprintln!("xtask ci: all checks passed");
     // The closing line: cargo's own last `test result:` may be a crate with no tests.
@@ -217,6 +222,16 @@ fn wasm_size(builds: &[WasmBuild]) -> Result<()> {
         println!("{label}: {raw} bytes raw, {gzip} bytes gzip");
     }
     Ok(())
+}
+
+fn bench_drift() -> Result<()> {
+    let compare = root().join("benches/compare");
+    pip_install(&["-r", compare.join("requirements-drift.txt").to_str().context("path is not UTF-8")?])?;
+    run(cargo().args(["build", "--release", "--quiet"]))?;
+    run(Command::new("python3")
+        .arg(compare.join("drift_compare.py"))
+        .arg(target_dir().join("release/sextant"))
+        .arg(target_dir().join("drift-compare")))
 }
 
 fn bench_collect(clients: u32, seconds: u32) -> Result<()> {

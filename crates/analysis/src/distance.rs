@@ -160,8 +160,8 @@ pub struct Ks {
 /// Kolmogorov limit distribution at √(nm/(n+m))·D (`scipy.stats.kstwobign.sf`), which scipy refines
 /// with a finite-n distribution: they differ by a few percent near p = 0.05 at n ≈ 200.
 pub fn ks_2samp(reference: &mut [f64], current: &mut [f64]) -> Ks {
-    reference.sort_by(f64::total_cmp);
-    current.sort_by(f64::total_cmp);
+    reference.sort_unstable_by(f64::total_cmp);
+    current.sort_unstable_by(f64::total_cmp);
     let statistic = ks_sorted(reference, current);
     Ks { statistic, p_value: ks_p_value(statistic, reference.len() as f64, current.len() as f64) }
 }
@@ -220,8 +220,8 @@ pub fn kolmogorov_sf(x: f64) -> f64 {
 /// Wasserstein-1 between two raw samples (sorted here), divided by `reference_std`. The
 /// unnormalised distance equals `scipy.stats.wasserstein_distance(a, b)`.
 pub fn wasserstein(reference: &mut [f64], current: &mut [f64], reference_std: f64) -> f64 {
-    reference.sort_by(f64::total_cmp);
-    current.sort_by(f64::total_cmp);
+    reference.sort_unstable_by(f64::total_cmp);
+    current.sort_unstable_by(f64::total_cmp);
     normalise(wasserstein_sorted(reference, current), reference_std)
 }
 

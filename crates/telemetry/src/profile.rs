@@ -72,7 +72,7 @@ impl NumberProfile {
         if sorted.is_empty() {
             return None;
         }
-        sorted.sort_by(f64::total_cmp);
+        sorted.sort_unstable_by(f64::total_cmp);
         let bins = bins.max(1);
         let mut edges: Vec<f64> = (0..=bins).map(|i| quantile(&sorted, i as f64 / bins as f64)).collect();
         edges.dedup();
@@ -366,6 +366,15 @@ mod tests {
         assert_eq!((color.missing, color.unseen), (2, 1), "renamed `colour` leaves `color` missing");
         assert_eq!(summary.unexpected_fields, [FieldCount { name: "colour".into(), count: 1 }]);
         assert_eq!(s.rows(), 0, "take starts a new window");
+
+        // The same rows column by column count the same.
+        let mut c = Summarizer::new(&profile, 2);
+        c.add_rows(4);
+        let age = [Value::Number(25.0), Value::Number(99.0), Value::Text("old"), Value::Number(f64::NAN)];
+        c.observe_column("age", age);
+        c.observe_column("color", [Value::Text("red"), Value::Text("green"), Value::Missing, Value::Missing]);
+        c.observe_column("colour", [Value::Missing, Value::Missing, Value::Text("red"), Value::Missing]);
+        assert_eq!(c.take(1_000), Record::Features(summary));
     }
 
     proptest! {
