@@ -231,6 +231,11 @@ fn truth_columns(truth: &telemetry::Truth) -> (Option<&str>, Option<f64>) {
     }
 }
 
+/// Database integers are i64; counts beyond that are saturated, not wrapped.
+fn clamp(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 fn engine_str(engine: telemetry::EngineKind) -> &'static str {
     match engine {
         telemetry::EngineKind::Cpu => "cpu",

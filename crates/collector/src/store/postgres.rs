@@ -17,6 +17,7 @@ use super::{
     BatchRow, BoxFuture, Incoming, Ingested, MIGRATIONS, ModelSummary, Page, PageRequest, PredictionRow, RecordKind,
     Store, StoreError,
 };
+use crate::config::Database;
 use crate::keys::{KeyInfo, Role};
 
 /// Serializes migrations between collector processes starting at once.
@@ -40,7 +41,9 @@ fn pool_error(e: impl std::fmt::Display) -> StoreError {
 
 impl PostgresStore {
     pub(super) async fn open(url: &str, pool_size: usize) -> Result<PostgresStore, StoreError> {
-        let open_error = |message: String| StoreError::Open { database: redact(url), message };
+        // The configured database as it prints: without a password.
+        let open_error =
+            |message: String| StoreError::Open { database: Database::Postgres(url.to_owned()).to_string(), message };
         let mut config = deadpool_postgres::Config::new();
         config.url = Some(url.to_owned());
         config.pool = Some(PoolConfig::new(pool_size.max(1)));
@@ -128,7 +131,7 @@ impl PostgresStore {
                     &key_id,
                     &now,
                     &(batch.records.len() as i64),
-                    &clamp(rejected),
+                    &super::clamp(rejected),
                 ],
             )
             .await?;
@@ -145,8 +148,11 @@ impl PostgresStore {
                      unconfirmed = GREATEST(sessions.unconfirmed, excluded.unconfirmed)",
             )
             .await?;
-        tx.execute(&upsert_session, &[&batch.session, &model_id, &clamp(batch.dropped), &clamp(batch.unconfirmed)])
-            .await?;
+        tx.execute(
+            &upsert_session,
+            &[&batch.session, &model_id, &super::clamp(batch.dropped), &super::clamp(batch.unconfirmed)],
+        )
+        .await?;
 
         let mut columns = PredictionColumns::default();
         let mut labels = Vec::new();
@@ -162,8 +168,11 @@ impl PostgresStore {
                              VALUES ($1, $2, $3, $4, $5)",
                         )
                         .await?;
-                    tx.execute(&stmt, &[&batch_seq, &model_id, &summary.window_start_ms, &clamp(summary.rows), &body])
-                        .await?;
+                    tx.execute(
+                        &stmt,
+                        &[&batch_seq, &model_id, &summary.window_start_ms, &super::clamp(summary.rows), &body],
+                    )
+                    .await?;
                 }
                 Record::Error(error) => {
                     let stmt = tx
@@ -243,18 +252,6 @@ impl<'a> PredictionColumns<'a> {
         self.scores.push(score);
         self.values.push(value);
         self.top_k.push(top_k);
-    }
-}
-
-fn clamp(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// Hides a password in a connection URL.
-fn redact(url: &str) -> String {
-    match url.split_once('@') {
-        Some((_, host)) => format!("postgres://…@{host}"),
-        None => url.to_owned(),
     }
 }
 

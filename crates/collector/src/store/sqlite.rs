@@ -222,7 +222,7 @@ fn ingest(conn: &Connection, incoming: Incoming) -> Result<Ingested, StoreError>
          ON CONFLICT (session) DO UPDATE SET dropped = max(dropped, excluded.dropped),
                                              unconfirmed = max(unconfirmed, excluded.unconfirmed)",
     )?
-    .execute(params![batch.session, model_id, clamp(batch.dropped), clamp(batch.unconfirmed)])?;
+    .execute(params![batch.session, model_id, super::clamp(batch.dropped), super::clamp(batch.unconfirmed)])?;
 
     let mut prediction = conn.prepare_cached(
         "INSERT INTO predictions (batch_seq, model_id, prediction_id, timestamp_ms, latency_us, engine,
@@ -258,7 +258,7 @@ fn ingest(conn: &Connection, incoming: Incoming) -> Result<Ingested, StoreError>
                     batch_seq,
                     model_id,
                     summary.window_start_ms,
-                    clamp(summary.rows),
+                    super::clamp(summary.rows),
                     body
                 ])?;
             }
@@ -279,11 +279,6 @@ fn ingest(conn: &Connection, incoming: Incoming) -> Result<Ingested, StoreError>
     }
     put_labels(conn, labels, now)?;
     Ok(Ingested::Stored)
-}
-
-/// SQLite integers are i64; counts beyond that are saturated, not wrapped.
-fn clamp(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn put_labels(conn: &Connection, labels: Vec<Label>, now: i64) -> Result<u64, StoreError> {
