@@ -50,6 +50,16 @@ impl Table {
             .iter()
             .map(|h| h.trim().to_owned())
             .collect();
+        for (i, header) in headers.iter().enumerate() {
+            if headers[..i].contains(header) {
+                bail!(
+                    "{}: column `{header}` appears twice in the header row (columns {} and {})",
+                    path.display(),
+                    headers[..i].iter().position(|h| h == header).map_or(0, |p| p + 1),
+                    i + 1
+                );
+            }
+        }
         let mut columns: Vec<Column> = headers.iter().map(|_| Column::default()).collect();
         let mut record = csv::StringRecord::new();
         let mut line = 0;

@@ -123,6 +123,9 @@ fn drift_gives_clear_errors_for_bad_files() {
     let report = json(&sextant(&["drift", &good, &text, "--json"]));
     let mismatch = report["integrity"].as_array().unwrap().iter().find(|f| f["issue"] == "type_mismatch").unwrap();
     assert!(mismatch["detail"].as_str().unwrap().contains("column `score`"), "{mismatch}");
+    let twice = write(&dir, "twice.csv", "a,b,a\n1,2,3\n");
+    let run = sextant(&["drift", &good, &twice]);
+    assert!(run.code != 0 && run.stderr.contains("column `a` appears twice"), "{}", run.stderr);
     let empty = write(&dir, "empty.csv", "a,b\n");
     let run = sextant(&["drift", &good, &empty]);
     assert!(run.code != 0 && run.stderr.contains("no data rows"), "{}", run.stderr);
