@@ -87,8 +87,8 @@ impl Collector {
         }
     }
 
-    /// The key a request presents, if it may do what `needed` allows.
-    async fn authorize(&self, headers: &HeaderMap, needed: Role) -> Result<KeyInfo, ApiError> {
+    /// The key a request presents, if it may do what one of the `needed` roles allows.
+    async fn authorize(&self, headers: &HeaderMap, needed: &[Role]) -> Result<KeyInfo, ApiError> {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -116,12 +116,13 @@ impl Collector {
             self.metrics.refused("unauthorized");
             return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unknown_key", "the API key is unknown or revoked"));
         };
-        if !key.role.allows(needed) {
+        if !needed.iter().any(|&role| key.role.allows(role)) {
             self.metrics.refused("forbidden");
+            let needed: Vec<&str> = needed.iter().map(|r| r.as_str()).collect();
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "wrong_role",
-                format!("this needs a {} key; key {:?} is a {} key", needed.as_str(), key.name, key.role.as_str()),
+                format!("this needs a {} key; key {:?} is a {} key", needed.join(" or "), key.name, key.role.as_str()),
             ));
         }
         Ok(key)
@@ -306,7 +307,7 @@ fn check_id(what: &str, value: &str) -> Result<(), String> {
 }
 
 async fn ingest(State(c): State<Arc<Collector>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let key = c.authorize(&headers, Role::Ingest).await?;
+    let key = c.authorize(&headers, &[Role::Ingest]).await?;
     let _slot = c.admit()?;
     let format = format_of(&headers).inspect_err(|_| c.metrics.refused("unsupported_media_type"))?;
     let bytes = read_body(&c, body).await?;
@@ -391,7 +392,7 @@ pub struct LabelsReply {
 }
 
 async fn labels(State(c): State<Arc<Collector>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    c.authorize(&headers, Role::Ingest).await?;
+    c.authorize(&headers, &[Role::Ingest]).await?;
     let _slot = c.admit()?;
     let format = format_of(&headers)?;
     let bytes = read_body(&c, body).await?;
@@ -447,9 +448,7 @@ async fn get_profile(
     Path((model, version)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     // Deployments fetch profiles with their ingest key; dashboards with their read key.
-    if c.authorize(&headers, Role::Ingest).await.is_err() {
-        c.authorize(&headers, Role::Read).await?;
-    }
+    c.authorize(&headers, &[Role::Ingest, Role::Read]).await?;
     match c.store.profile(model.clone(), version.clone()).await.map_err(ApiError::storage)? {
         Some(body) => Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response()),
         None => Err(ApiError::new(
@@ -466,7 +465,7 @@ async fn put_profile(
     Path((model, version)): Path<(String, String)>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    c.authorize(&headers, Role::Admin).await?;
+    c.authorize(&headers, &[Role::Admin]).await?;
     let bytes = read_body(&c, body).await?;
     let profile: telemetry::Profile = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::new(StatusCode::BAD_REQUEST, "malformed_profile", format!("not a reference profile: {e}"))
@@ -478,7 +477,7 @@ async fn put_profile(
 }
 
 async fn models(State(c): State<Arc<Collector>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    c.authorize(&headers, Role::Read).await?;
+    c.authorize(&headers, &[Role::Read]).await?;
     let models = c.store.models().await.map_err(ApiError::storage)?;
     Ok(axum::Json(serde_json::json!({ "models": models })).into_response())
 }
@@ -501,7 +500,7 @@ async fn batches(
     headers: HeaderMap,
     Query(page): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
-    c.authorize(&headers, Role::Read).await?;
+    c.authorize(&headers, &[Role::Read]).await?;
     let page = c.store.batches(page.request()).await.map_err(ApiError::storage)?;
     Ok(axum::Json(page).into_response())
 }
@@ -512,7 +511,7 @@ async fn records(
     Path((model, version, kind)): Path<(String, String, String)>,
     Query(page): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
-    c.authorize(&headers, Role::Read).await?;
+    c.authorize(&headers, &[Role::Read]).await?;
     let kind = match kind.as_str() {
         "predictions" => RecordKind::Predictions,
         "features" => RecordKind::Features,

@@ -243,6 +243,13 @@ async fn labels_profiles_and_losses() {
         assert_eq!(status, 200);
         let original: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(fetched, original);
+        let (status, _) = get_json(&s.http, &s.url, &s.keys.read, "/v1/models/wine/versions/1/profile").await;
+        assert_eq!(status, 200, "dashboards read profiles with their read key");
+        let metrics = s.http.get(format!("{}/metrics", s.url)).send().await.unwrap().text().await.unwrap();
+        assert!(
+            metrics.contains(r#"sextant_collector_refused_requests_total{reason="forbidden"} 1"#),
+            "only the ingest-key PUT was forbidden: {metrics}"
+        );
         let (_, models) = get_json(&s.http, &s.url, &s.keys.read, "/v1/models").await;
         assert_eq!(models["models"][0]["has_profile"], true);
     }
