@@ -62,14 +62,6 @@ impl Collector {
         })
     }
 
-    pub fn store(&self) -> &dyn Store {
-        &*self.store
-    }
-
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
     /// The routes, with CORS for the configured origins.
     pub fn router(self: &Arc<Self>) -> Router {
         let router = Router::new()
@@ -144,13 +136,6 @@ impl Collector {
                 )
                 .retry_after(self.config.retry_after_s))
             }
-        }
-    }
-
-    /// Forgets cached keys (after a revocation in this process).
-    pub fn forget_keys(&self) {
-        if let Ok(mut cache) = self.key_cache.write() {
-            cache.clear();
         }
     }
 }
