@@ -11,10 +11,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use analysis::drift::{Column, DatasetDrift, Policy};
+use analysis::histogram::Histogram;
 use analysis::integrity::{self, Finding, Issue, Thresholds};
 use analysis::performance::{ClassificationMetrics, Confusion, Regression, RegressionMetrics};
 use analysis::window::Window;
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use telemetry::{FeatureKind, FeatureProfile, PROFILE_VERSION, Profile, Record, Summarizer, Value};
 
@@ -42,6 +43,9 @@ pub struct Args {
     /// Exit with status 1 when the data set drifted.
     #[arg(long)]
     fail_on_drift: bool,
+    /// Also write the report as one self-contained HTML page (tables and histograms).
+    #[arg(long, value_name = "OUT")]
+    html: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -52,6 +56,8 @@ struct Report {
     drift: DatasetDrift,
     integrity: Vec<Finding>,
     performance: Option<Performance>,
+    /// Reference vs current counts per bin of every judged column, for plotting.
+    histograms: Vec<Histogram>,
     timings: Timings,
 }
 
@@ -103,10 +109,12 @@ pub fn main(args: Args) -> Result<ExitCode> {
     let (window, mut current_numbers) = summarize(&profile, &current, &skipped);
 
     let mut columns = Vec::new();
+    let mut histograms = Vec::new();
     for (feature, reference_numbers) in profile.features.iter().zip(&mut reference_numbers) {
         let Some(counts) = window.features.get(&feature.name).filter(|c| c.missing < window.rows) else { continue };
         let raw = reference_numbers.take().zip(current_numbers.remove(&feature.name));
         columns.push(Column { profile: feature, current: &counts.bins, raw });
+        histograms.push(Histogram::new(feature, counts.bins.clone(), Vec::new()));
     }
     let drift = analysis::drift::analyse(columns, &Policy::default());
 
@@ -150,8 +158,14 @@ pub fn main(args: Args) -> Result<ExitCode> {
         drift,
         integrity: findings,
         performance,
+        histograms,
         timings,
     };
+    if let Some(path) = &args.html {
+        let title = format!("Drift: {} vs {}", report.current.path, report.reference.path);
+        std::fs::write(path, crate::html::drift_report(&title, &report)?)
+            .with_context(|| format!("while writing the HTML report to {}", path.display()))?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

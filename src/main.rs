@@ -8,6 +8,7 @@ mod check;
 mod collect;
 mod conformance;
 mod drift;
+mod html;
 mod inspect;
 mod options;
 mod profile;

@@ -58,7 +58,19 @@ fn drift_finds_the_shifts_renames_and_performance_drop() {
     let dir = crate::cli::tempdir("drift");
     let reference = write(&dir, "reference.csv", &csv(20_000, 7, false));
     let current = write(&dir, "current.csv", &csv(20_000, 8, true));
-    let run = sextant(&["drift", &reference, &current, "--target", "label", "--prediction", "predicted", "--json"]);
+    let html = dir.join("report.html");
+    let run = sextant(&[
+        "drift",
+        &reference,
+        &current,
+        "--target",
+        "label",
+        "--prediction",
+        "predicted",
+        "--json",
+        "--html",
+        html.to_str().unwrap(),
+    ]);
     let report = json(&run);
     let columns = report["columns"].as_array().unwrap();
     let drifted: Vec<&str> =
@@ -88,6 +100,19 @@ fn drift_finds_the_shifts_renames_and_performance_drop() {
     assert!((before["value"].as_f64().unwrap() - 0.9).abs() < 0.02, "{before}");
     assert!((after["value"].as_f64().unwrap() - 0.7).abs() < 0.02, "{after}");
     assert!(after["high"].as_f64().unwrap() < before["low"].as_f64().unwrap(), "the drop is beyond the intervals");
+
+    // The HTML report carries the same JSON (one self-contained page) and a histogram per column.
+    let page = std::fs::read_to_string(&html).unwrap();
+    let start = page.find(r#"<script id="report" type="application/json">"#).unwrap();
+    let data = &page[start..];
+    let data = &data[data.find('>').unwrap() + 1..data.find("</script>").unwrap()];
+    let embedded: serde_json::Value = serde_json::from_str(data).unwrap();
+    assert_eq!(embedded["columns"], report["columns"]);
+    let histograms = report["histograms"].as_array().unwrap();
+    assert_eq!(histograms.len(), columns.len());
+    let plan = histograms.iter().find(|h| h["name"] == "plan").unwrap();
+    assert_eq!(plan["bins"], serde_json::json!(["basic", "plus", "pro", "(other)"]), "{plan}");
+    assert!(!page.contains("src=\"") && page.contains("uPlot"), "nothing to fetch: scripts are inline");
 
     // The human form names the same things, and --fail-on-drift follows the data-set verdict.
     let human = sextant(&["drift", &reference, &current]);

@@ -6,6 +6,7 @@
 mod cli;
 mod collect;
 mod conformance;
+mod dashboard;
 mod drift;
 mod profile;
 

@@ -113,6 +113,7 @@ fn ci() -> Result<()> {
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     // The CPU-only runtime (wasm32-wasip2, small builds) is a configuration of its own.
     run(cargo().args(["clippy", "--package", "runtime", "--no-default-features", "--", "-D", "warnings"]))?;
+    web_deps()?;
     let tally = cargo_test()?;
     let cases = root().join("crates/runtime/test_data");
     run(cargo()
@@ -127,6 +128,32 @@ fn ci() -> Result<()> {
     eprintln!("xtask ci: all checks passed");
     // The closing line: cargo's own last `test result:` may be a crate with no tests.
     println!("tests: {} passed, {} failed, {} skipped", tally.passed, tally.failed, tally.ignored);
+    Ok(())
+}
+
+/// `npm ci` in `www/` (uPlot for the dashboard, playwright-core for its browser test), and a check
+/// that the copy of uPlot compiled into the collector is the pinned package's. Without npm the
+/// browser test skips (or fails, where `SEXTANT_REQUIRE_BROWSER` is set).
+fn web_deps() -> Result<()> {
+    let www = root().join("www");
+    let npm = Command::new("npm").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !npm {
+        eprintln!("xtask: npm is not installed; the dashboard's browser test will skip");
+        return Ok(());
+    }
+    run(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--prefix"]).arg(&www))?;
+    for file in ["uPlot.iife.min.js", "uPlot.min.css"] {
+        let pinned = std::fs::read(www.join("node_modules/uplot/dist").join(file))
+            .with_context(|| format!("while reading uplot's {file} from www/node_modules"))?;
+        let vendored = std::fs::read(www.join("dashboard/vendor").join(file))
+            .with_context(|| format!("while reading www/dashboard/vendor/{file}"))?;
+        if pinned != vendored {
+            bail!(
+                "www/dashboard/vendor/{file} differs from the uplot version pinned in www/package.json: copy \
+                 www/node_modules/uplot/dist/{file} over it"
+            );
+        }
+    }
     Ok(())
 }
 

@@ -121,12 +121,15 @@ pub fn check(
                 format!("{} values outside the reference range [{}, {}]", counts.out_of_range, n.min, n.max),
             );
         }
-        if let FeatureKind::Category(_) = &feature.kind
+        if let FeatureKind::Category(dictionary) = &feature.kind
             && share(counts.unseen) > thresholds.new_category_share
         {
+            // The sampled values that are new, most frequent first.
             let mut seen = std::collections::BTreeMap::<&str, u64>::new();
             for sample in &counts.samples {
-                if let Sample::Category(c) = sample {
+                if let Sample::Category(c) = sample
+                    && dictionary.bin(c) == dictionary.categories.len()
+                {
                     *seen.entry(c.as_str()).or_default() += 1;
                 }
             }

@@ -7,6 +7,7 @@
 //! - [`distance`]: PSI, Jensen–Shannon, Hellinger, chi-square, binned KS and Wasserstein on bin
 //!   counts against a reference profile; exact KS and Wasserstein on raw samples.
 //! - [`drift`]: which statistic decides, with which threshold, for how many rows, and why.
+//! - [`histogram`]: reference vs current counts with bin labels, for plotting.
 //! - [`integrity`]: missing, renamed and unexpected fields, type mismatches, out-of-range values,
 //!   new categories.
 //! - [`performance`]: confusion matrices and classification metrics with Wilson intervals;
@@ -15,6 +16,7 @@
 
 pub mod distance;
 pub mod drift;
+pub mod histogram;
 pub mod integrity;
 pub mod performance;
 pub mod window;

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use telemetry::{FeatureCounts, FeatureSummary};
+use telemetry::{FeatureCounts, FeatureSummary, Sample};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Window {
@@ -14,7 +14,13 @@ pub struct Window {
     pub features: BTreeMap<String, FeatureCounts>,
     /// Fields the rows carried that the profile does not know, with how many rows had them.
     pub unexpected_fields: BTreeMap<String, u64>,
+    /// Sampled values of those fields (when the model opted into sampling), up to
+    /// [`MAX_SAMPLES`] per field: enough to tell a renamed field from a new one.
+    pub unexpected_samples: BTreeMap<String, Vec<Sample>>,
 }
+
+/// Sampled values a window keeps per unexpected field.
+pub const MAX_SAMPLES: usize = 10_000;
 
 impl Window {
     pub fn add(&mut self, summary: &FeatureSummary) {
@@ -24,6 +30,7 @@ impl Window {
         }
         for field in &summary.unexpected_fields {
             *self.unexpected_fields.entry(field.name.clone()).or_default() += field.count;
+            self.add_samples(&field.name, &field.samples);
         }
     }
 
@@ -35,6 +42,18 @@ impl Window {
         for (name, count) in &other.unexpected_fields {
             *self.unexpected_fields.entry(name.clone()).or_default() += count;
         }
+        for (name, samples) in &other.unexpected_samples {
+            self.add_samples(name, samples);
+        }
+    }
+
+    fn add_samples(&mut self, name: &str, samples: &[Sample]) {
+        if samples.is_empty() {
+            return;
+        }
+        let kept = self.unexpected_samples.entry(name.to_owned()).or_default();
+        let room = MAX_SAMPLES.saturating_sub(kept.len());
+        kept.extend(samples.iter().take(room).cloned());
     }
 
     fn add_counts(&mut self, counts: &FeatureCounts) {

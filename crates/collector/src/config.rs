@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::alerts::Rule;
+use crate::monitor::Width;
+
 /// Everything `sextant collect` can be told. Every field has a default, so an empty file (or none)
 /// runs a local collector on SQLite.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +32,36 @@ pub struct Config {
     /// On a database with no API keys, create an ingest and a read key and print them once, so a
     /// local collector works with no setup.
     pub bootstrap_keys: bool,
+    pub monitoring: Monitoring,
+}
+
+/// Windows, alert rules and webhooks (`[monitoring]`, `[[monitoring.rules]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Monitoring {
+    /// The window the read API and the Prometheus gauges use when none is asked for.
+    pub window: Width,
+    /// How often alert rules are evaluated.
+    pub evaluate_every: Width,
+    /// URLs that receive every alert event as a JSON POST.
+    pub webhooks: Vec<String>,
+    /// Attempts per delivery before it is marked failed (backoff doubles from 1 s, up to 5 min).
+    pub webhook_max_attempts: u32,
+    /// Written to the database at start-up (replacing stored rules of the same name); rules added
+    /// through the API are kept. Absent: [`Rule::defaults`]; `rules = []`: none.
+    pub rules: Vec<Rule>,
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Monitoring {
+            window: Width::HOUR,
+            evaluate_every: Width::parse("30s").unwrap_or(Width::MINUTE),
+            webhooks: Vec::new(),
+            webhook_max_attempts: 8,
+            rules: Rule::defaults(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -45,6 +78,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             postgres_pool_size: 8,
             bootstrap_keys: true,
+            monitoring: Monitoring::default(),
         }
     }
 }
@@ -53,7 +87,12 @@ impl Config {
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })
+        let config: Config =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?;
+        for rule in &config.monitoring.rules {
+            rule.validate().map_err(|message| ConfigError::Parse { path: path.to_owned(), message })?;
+        }
+        Ok(config)
     }
 
     pub fn limits(&self) -> telemetry::Limits {
@@ -133,6 +172,26 @@ mod tests {
         assert_eq!(config.max_in_flight, 8);
         assert_eq!(config.database.to_string(), "PostgreSQL db:5432/x", "the password is never printed");
         assert_eq!(Database::parse("sqlite://data/t.db"), Database::Sqlite("data/t.db".into()));
+    }
+
+    #[test]
+    fn monitoring_rules_and_windows_parse() {
+        let config: Config = toml::from_str(
+            "[monitoring]\nwindow = \"5m\"\nwebhooks = [\"http://127.0.0.1:9/hook\"]\n\
+             [[monitoring.rules]]\nname = \"acc\"\nmetric = \"accuracy\"\nthreshold = 0.8\nwindow = \"1d\"\n\
+             severity = \"critical\"",
+        )
+        .unwrap();
+        assert_eq!(config.monitoring.window, Width::parse("5m").unwrap());
+        assert_eq!(config.monitoring.rules.len(), 1);
+        assert_eq!(config.monitoring.rules[0].window.to_string(), "1d");
+        assert_eq!(Config::default().monitoring.rules, Rule::defaults());
+        let e = toml::from_str::<Config>("[monitoring]\nwindow = \"5 parsecs\"").unwrap_err().to_string();
+        assert!(e.contains("expected a number and a unit"), "{e}");
+        let e = toml::from_str::<Config>("[[monitoring.rules]]\nname = \"x\"\nmetric = \"accuracy_pct\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown variant `accuracy_pct`"), "{e}");
     }
 
     #[test]

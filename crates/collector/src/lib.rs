@@ -11,11 +11,16 @@
 //!
 //! Layout: [`config`] (TOML file and defaults), [`keys`] (API tokens, stored as digests),
 //! [`store`] (the `Store` trait, with SQLite and PostgreSQL behind it), [`server`] (the axum
-//! routes) and [`metrics`] (Prometheus text).
+//! routes) and [`metrics`] (Prometheus text). Monitoring: [`monitor`] (windows and the drift,
+//! integrity and performance reports on them), [`alerts`] (rules, the evaluator, webhooks) and the
+//! dashboard (`www/dashboard`, compiled in).
 
+pub mod alerts;
 pub mod config;
+mod dashboard;
 pub mod keys;
 pub mod metrics;
+pub mod monitor;
 pub mod server;
 pub mod store;
 

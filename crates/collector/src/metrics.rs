@@ -7,6 +7,21 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 type Labels = [(&'static str, &'static str); 1];
+type ModelLabels = [(&'static str, String); 2];
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// A model version's main signals on its current window, as the alert evaluator last saw them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelSignals {
+    pub rows: u64,
+    pub predictions: u64,
+    pub drift_share: Option<f64>,
+    pub drifted_features: Option<u64>,
+    pub integrity_findings: u64,
+    pub accuracy: Option<f64>,
+    pub error_rate: f64,
+    pub latency_mean_ms: f64,
+}
 
 #[derive(Debug)]
 pub struct Metrics {
@@ -17,7 +32,21 @@ pub struct Metrics {
     refused_requests: Family<Labels, Counter>,
     in_flight: Gauge,
     storage_seconds: Family<Labels, Histogram>,
+    model_gauges: Vec<(&'static str, Family<ModelLabels, FloatGauge>)>,
+    firing_alerts: Family<[(&'static str, String); 3], Gauge>,
 }
+
+/// Per model version gauges: (name, help).
+const MODEL_GAUGES: [(&str, &str); 8] = [
+    ("window_rows", "Feature rows in the current window"),
+    ("window_predictions", "Predictions in the current window"),
+    ("drift_share", "Share of features drifted against the reference profile"),
+    ("drifted_features", "Features drifted against the reference profile"),
+    ("integrity_findings", "Data-integrity findings in the current window"),
+    ("accuracy", "Accuracy on the current window's labelled predictions"),
+    ("error_rate", "Failed inferences over attempts in the current window"),
+    ("latency_mean_ms", "Mean inference latency in the current window, milliseconds"),
+];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -48,7 +77,29 @@ impl Default for Metrics {
             (|| Histogram::new(exponential_buckets(0.0005, 2.0, 14))) as fn() -> Histogram,
         );
         registry.register("storage_seconds", "Time to commit, by operation", storage_seconds.clone());
-        Metrics { registry, batches, records, rejected_records, refused_requests, in_flight, storage_seconds }
+        let mut monitoring = registry.sub_registry_with_prefix("model");
+        let model_gauges = MODEL_GAUGES
+            .iter()
+            .map(|&(name, help)| {
+                let family = Family::<ModelLabels, FloatGauge>::default();
+                monitoring.register(name, help, family.clone());
+                (name, family)
+            })
+            .collect();
+        monitoring = registry.sub_registry_with_prefix("alerts");
+        let firing_alerts = Family::<[(&'static str, String); 3], Gauge>::default();
+        monitoring.register("firing", "Alerts firing now, by model, version and severity", firing_alerts.clone());
+        Metrics {
+            registry,
+            batches,
+            records,
+            rejected_records,
+            refused_requests,
+            in_flight,
+            storage_seconds,
+            model_gauges,
+            firing_alerts,
+        }
     }
 }
 
@@ -75,6 +126,43 @@ impl Metrics {
 
     pub fn storage(&self, operation: &'static str, seconds: f64) {
         self.storage_seconds.get_or_create(&[("operation", operation)]).observe(seconds);
+    }
+
+    pub fn model_signals(&self, model: &str, version: &str, signals: &ModelSignals) {
+        let labels: ModelLabels = [("model", model.to_owned()), ("version", version.to_owned())];
+        let values = [
+            Some(signals.rows as f64),
+            Some(signals.predictions as f64),
+            signals.drift_share,
+            signals.drifted_features.map(|n| n as f64),
+            Some(signals.integrity_findings as f64),
+            signals.accuracy,
+            Some(signals.error_rate),
+            Some(signals.latency_mean_ms),
+        ];
+        for ((_, family), value) in self.model_gauges.iter().zip(values) {
+            match value {
+                Some(v) => {
+                    family.get_or_create(&labels).set(v);
+                }
+                None => {
+                    family.remove(&labels);
+                }
+            }
+        }
+    }
+
+    /// Sets the firing-alert gauges from the full list of firing alerts.
+    pub fn firing_alerts(&self, firing: &[crate::alerts::AlertRow]) {
+        self.firing_alerts.clear();
+        for alert in firing {
+            let labels = [
+                ("model", alert.model.clone()),
+                ("version", alert.version.clone()),
+                ("severity", alert.severity.clone()),
+            ];
+            self.firing_alerts.get_or_create(&labels).inc();
+        }
     }
 
     pub fn render(&self) -> String {

@@ -9,7 +9,13 @@
 //! | `GET /v1/models` | read | model versions heard from, with counts and losses |
 //! | `GET /v1/batches?after=&limit=` | read | stored batches, oldest first |
 //! | `GET /v1/models/{m}/versions/{v}/{predictions,features,errors}?after=&limit=` | read | history |
-//! | `GET /healthz`, `GET /metrics` | none | liveness; Prometheus text |
+//! | `GET /v1/models/{m}/drift?version=&window=&at=` | read | drift vs the reference and the previous window |
+//! | `GET /v1/models/{m}/integrity?version=&window=&at=` | read | data-integrity findings, errors |
+//! | `GET /v1/models/{m}/performance?version=&window=&windows=&at=` | read | metrics and traffic per window |
+//! | `GET /v1/models/{m}/alerts`, `GET /v1/alerts?state=firing&limit=` | read | alerts with their deliveries |
+//! | `GET /v1/alert-rules`; `PUT`, `DELETE /v1/alert-rules/{name}` | read; admin | alert rules |
+//! | `POST /v1/alerts/evaluate?at=` | admin | evaluate the rules now (they also run on a timer) |
+//! | `GET /` (dashboard), `GET /healthz`, `GET /metrics` | none | the dashboard; liveness; Prometheus text |
 //!
 //! Every refusal is `{"error": {"code": .., "message": ..}}` with a 4xx or 5xx status; 429 and 503
 //! carry `Retry-After`.
@@ -29,9 +35,11 @@ use serde::{Deserialize, Serialize};
 use telemetry::{DecodeError, Diagnostic, Encoding, Format, Label, Record};
 use tokio::sync::Semaphore;
 
+use crate::alerts::{AlertQuery, Rule};
 use crate::config::Config;
 use crate::keys::{self, KeyInfo, Role};
 use crate::metrics::Metrics;
+use crate::monitor::{self, Span, Width, WindowData, WindowPerformance};
 use crate::store::{Incoming, Ingested, PageRequest, RecordKind, Store};
 
 /// How long a key lookup is trusted before the database is asked again (a revocation made by
@@ -70,6 +78,15 @@ impl Collector {
             .route("/v1/models", get(models))
             .route("/v1/models/{model}/versions/{version}/profile", get(get_profile).put(put_profile))
             .route("/v1/models/{model}/versions/{version}/{kind}", get(records))
+            .route("/v1/models/{model}/drift", get(drift))
+            .route("/v1/models/{model}/integrity", get(integrity))
+            .route("/v1/models/{model}/performance", get(performance))
+            .route("/v1/models/{model}/alerts", get(model_alerts))
+            .route("/v1/alerts", get(all_alerts))
+            .route("/v1/alerts/evaluate", post(evaluate))
+            .route("/v1/alert-rules", get(alert_rules))
+            .route("/v1/alert-rules/{name}", axum::routing::put(put_alert_rule).delete(delete_alert_rule))
+            .merge(crate::dashboard::routes())
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/metrics", get(metrics))
             .with_state(self.clone());
@@ -77,6 +94,29 @@ impl Collector {
             Some(layer) => router.layer(layer),
             None => router,
         }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// Evaluates every alert rule on the windows that hold `at_ms`.
+    pub async fn evaluate_alerts(&self, at_ms: i64) -> Result<crate::alerts::evaluator::Outcome, crate::StoreError> {
+        crate::alerts::evaluator::evaluate(self.store(), &self.config.monitoring, &self.metrics, at_ms).await
+    }
+
+    /// Writes the configured alert rules to the database (replacing same-named ones).
+    pub async fn install_rules(&self) -> Result<(), crate::StoreError> {
+        for rule in &self.config.monitoring.rules {
+            let body = serde_json::to_string(rule)
+                .map_err(|e| crate::StoreError::Corrupt { what: "alert rule", message: e.to_string() })?;
+            self.store.put_alert_rule(rule.name.clone(), body).await?;
+        }
+        Ok(())
     }
 
     /// The key a request presents, if it may do what one of the `needed` roles allows.
@@ -175,13 +215,22 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     )
 }
 
-/// Serves until `shutdown` resolves; in-flight requests finish first.
+/// Serves until `shutdown` resolves; in-flight requests finish first. Alert rules are evaluated
+/// and webhooks delivered in the background meanwhile.
 pub async fn serve(
     collector: Arc<Collector>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, collector.router()).with_graceful_shutdown(shutdown).await
+    if let Err(e) = collector.install_rules().await {
+        tracing::error!(error = %e, "cannot store the configured alert rules");
+    }
+    let evaluator = tokio::spawn(crate::alerts::evaluator::run(collector.clone()));
+    let webhooks = tokio::spawn(crate::alerts::webhook::run(collector.clone()));
+    let served = axum::serve(listener, collector.router()).with_graceful_shutdown(shutdown).await;
+    evaluator.abort();
+    webhooks.abort();
+    served
 }
 
 /// A refusal, as the client sees it.
@@ -511,6 +560,228 @@ async fn records(
     };
     let page = c.store.records(model, version, kind, page.request()).await.map_err(ApiError::storage)?;
     Ok(axum::Json(page).into_response())
+}
+
+/// Which window of which model version a monitoring read is about.
+#[derive(Debug, Deserialize)]
+struct WindowQuery {
+    /// Absent: the version heard from last.
+    version: Option<String>,
+    /// A width such as `5m`, `1h`, `1d`; absent: the configured window.
+    window: Option<String>,
+    /// A time (ms since the epoch) inside the window wanted; absent: now.
+    at: Option<i64>,
+    /// Performance: how many windows back, oldest first (1 to 500; default 24).
+    windows: Option<usize>,
+}
+
+/// A model version's window, resolved.
+struct Resolved {
+    model: String,
+    version: String,
+    width: Width,
+    span: Span,
+}
+
+impl Collector {
+    async fn resolve(&self, model: String, query: &WindowQuery) -> Result<Resolved, ApiError> {
+        let width = match &query.window {
+            Some(text) => Width::parse(text).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_window", e))?,
+            None => self.config.monitoring.window,
+        };
+        let version = match &query.version {
+            Some(version) => version.clone(),
+            None => {
+                let models = self.store.models().await.map_err(ApiError::storage)?;
+                models
+                    .into_iter()
+                    .filter(|m| m.name == model)
+                    .max_by_key(|m| m.last_received_ms)
+                    .map(|m| m.version)
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            StatusCode::NOT_FOUND,
+                            "unknown_model",
+                            format!("no telemetry has arrived for model {model:?}"),
+                        )
+                    })?
+            }
+        };
+        let span = width.containing(query.at.unwrap_or_else(crate::now_ms));
+        Ok(Resolved { model, version, width, span })
+    }
+
+    async fn window(&self, r: &Resolved, span: Span) -> Result<WindowData, ApiError> {
+        self.store.window(r.model.clone(), r.version.clone(), span).await.map_err(ApiError::storage)
+    }
+
+    async fn stored_profile(&self, r: &Resolved) -> Result<Option<telemetry::Profile>, ApiError> {
+        let body = self.store.profile(r.model.clone(), r.version.clone()).await.map_err(ApiError::storage)?;
+        body.map(|b| serde_json::from_str(&b))
+            .transpose()
+            .map_err(|e| ApiError::storage(crate::StoreError::Corrupt { what: "profile", message: e.to_string() }))
+    }
+}
+
+/// `{"model", "version", "width", ...report}`.
+fn with_identity(r: &Resolved, report: impl Serialize) -> Response {
+    let mut value = serde_json::to_value(report).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.insert("model".into(), r.model.clone().into());
+        object.insert("version".into(), r.version.clone().into());
+        object.insert("width".into(), r.width.to_string().into());
+    }
+    axum::Json(value).into_response()
+}
+
+async fn drift(
+    State(c): State<Arc<Collector>>,
+    headers: HeaderMap,
+    Path(model): Path<String>,
+    Query(query): Query<WindowQuery>,
+) -> Result<Response, ApiError> {
+    c.authorize(&headers, &[Role::Read]).await?;
+    let r = c.resolve(model, &query).await?;
+    let (current, previous) = (c.window(&r, r.span).await?, c.window(&r, r.span.previous()).await?);
+    let profile = c.stored_profile(&r).await?;
+    let report = monitor::drift(profile.as_ref(), r.span, &current, &previous, &analysis::drift::Policy::default());
+    Ok(with_identity(&r, report))
+}
+
+async fn integrity(
+    State(c): State<Arc<Collector>>,
+    headers: HeaderMap,
+    Path(model): Path<String>,
+    Query(query): Query<WindowQuery>,
+) -> Result<Response, ApiError> {
+    c.authorize(&headers, &[Role::Read]).await?;
+    let r = c.resolve(model, &query).await?;
+    let data = c.window(&r, r.span).await?;
+    let profile = c.stored_profile(&r).await?;
+    Ok(with_identity(&r, monitor::integrity(profile.as_ref(), r.span, &data)))
+}
+
+async fn performance(
+    State(c): State<Arc<Collector>>,
+    headers: HeaderMap,
+    Path(model): Path<String>,
+    Query(query): Query<WindowQuery>,
+) -> Result<Response, ApiError> {
+    c.authorize(&headers, &[Role::Read]).await?;
+    let r = c.resolve(model, &query).await?;
+    let count = query.windows.unwrap_or(24).clamp(1, 500);
+    let mut spans = vec![r.span];
+    for _ in 1..count {
+        let earlier = spans[spans.len() - 1].previous();
+        spans.push(earlier);
+    }
+    spans.reverse();
+    let mut series = Vec::with_capacity(count);
+    for span in spans {
+        series.push(WindowPerformance::new(span, &c.window(&r, span).await?));
+    }
+    Ok(with_identity(&r, serde_json::json!({ "current": series.last(), "series": series })))
+}
+
+#[derive(Debug, Deserialize)]
+struct AlertsQuery {
+    /// `firing` for open alerts only.
+    state: Option<String>,
+    limit: Option<usize>,
+}
+
+impl AlertsQuery {
+    fn query(&self, model: Option<String>) -> Result<AlertQuery, ApiError> {
+        let firing_only = match self.state.as_deref() {
+            None | Some("all") => false,
+            Some("firing") => true,
+            Some(other) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_state",
+                    format!("state {other:?}: expected firing or all"),
+                ));
+            }
+        };
+        Ok(AlertQuery { model, firing_only, limit: self.limit.unwrap_or(100).clamp(1, MAX_PAGE) })
+    }
+}
+
+async fn model_alerts(
+    State(c): State<Arc<Collector>>,
+    headers: HeaderMap,
+    Path(model): Path<String>,
+    Query(query): Query<AlertsQuery>,
+) -> Result<Response, ApiError> {
+    c.authorize(&headers, &[Role::Read]).await?;
+    let alerts = c.store.alerts(query.query(Some(model))?).await.map_err(ApiError::storage)?;
+    Ok(axum::Json(serde_json::json!({ "alerts": alerts })).into_response())
+}
+
+async fn all_alerts(
+    State(c): State<Arc<Collector>>,
+    headers: HeaderMap,
+    Query(query): Query<AlertsQuery>,
+) -> Result<Response, ApiError> {
+    c.authorize(&headers, &[Role::Read]).await?;
+    let alerts = c.store.alerts(query.query(None)?).await.map_err(ApiError::storage)?;
+    Ok(axum::Json(serde_json::json!({ "alerts": alerts })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct EvaluateQuery {
+    /// Evaluate the windows holding this time (ms since the epoch); absent: now.
+    at: Option<i64>,
+}
+
+async fn evaluate(
+    State(c): State<Arc<Collector>>,
+    headers: HeaderMap,
+    Query(query): Query<EvaluateQuery>,
+) -> Result<Response, ApiError> {
+    c.authorize(&headers, &[Role::Admin]).await?;
+    let outcome = c.evaluate_alerts(query.at.unwrap_or_else(crate::now_ms)).await.map_err(ApiError::storage)?;
+    Ok(axum::Json(outcome).into_response())
+}
+
+async fn alert_rules(State(c): State<Arc<Collector>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    c.authorize(&headers, &[Role::Read]).await?;
+    let rules = crate::alerts::evaluator::stored_rules(c.store()).await.map_err(ApiError::storage)?;
+    Ok(axum::Json(serde_json::json!({ "rules": rules })).into_response())
+}
+
+async fn put_alert_rule(
+    State(c): State<Arc<Collector>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    c.authorize(&headers, &[Role::Admin]).await?;
+    let bytes = read_body(&c, body).await?;
+    let mut value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_rule", format!("not JSON: {e}")))?;
+    if let Some(object) = value.as_object_mut() {
+        object.insert("name".into(), name.clone().into());
+    }
+    let rule: Rule = serde_json::from_value(value)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_rule", format!("not an alert rule: {e}")))?;
+    rule.validate().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_rule", e))?;
+    let body = serde_json::to_string(&rule).unwrap_or_default();
+    c.store.put_alert_rule(name, body).await.map_err(ApiError::storage)?;
+    Ok((StatusCode::OK, axum::Json(rule)).into_response())
+}
+
+async fn delete_alert_rule(
+    State(c): State<Arc<Collector>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    c.authorize(&headers, &[Role::Admin]).await?;
+    if c.store.delete_alert_rule(name.clone()).await.map_err(ApiError::storage)? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_rule", format!("no alert rule is called {name:?}")))
+    }
 }
 
 async fn metrics(State(c): State<Arc<Collector>>) -> Response {

@@ -177,7 +177,8 @@ fn count(feature: &FeatureProfile, counts: &mut FeatureCounts, value: Value<'_>,
 pub struct Summarizer<'p> {
     profile: &'p Profile,
     counts: Vec<FeatureCounts>,
-    unexpected: BTreeMap<String, u64>,
+    /// Fields the profile lacks: rows that had them, and sampled values.
+    unexpected: BTreeMap<String, (u64, Vec<Sample>)>,
     rows: u64,
     /// Raw values kept per feature, when the model opted into sampling (0: none).
     sample_limit: usize,
@@ -228,9 +229,9 @@ impl<'p> Summarizer<'p> {
     /// missing; fields the profile lacks count as unexpected.
     pub fn observe(&mut self, row: &[(&str, Value<'_>)]) {
         self.rows += 1;
-        for (name, _) in row {
-            if !self.profile.features.iter().any(|f| f.name == *name) {
-                *self.unexpected.entry((*name).to_owned()).or_insert(0) += 1;
+        for &(name, value) in row {
+            if !self.profile.features.iter().any(|f| f.name == name) {
+                self.count_unexpected(name, std::iter::once(value));
             }
         }
         for (feature, counts) in self.profile.features.iter().zip(&mut self.counts) {
@@ -249,9 +250,24 @@ impl<'p> Summarizer<'p> {
                 values.into_iter().for_each(|v| count(feature, counts, v, self.sample_limit));
                 counts.missing = counts.missing.saturating_sub(self.pending_missing);
             }
-            None => {
-                let present = values.into_iter().filter(|v| *v != Value::Missing).count() as u64;
-                *self.unexpected.entry(name.to_owned()).or_insert(0) += present;
+            None => self.count_unexpected(name, values),
+        }
+    }
+
+    fn count_unexpected<'v>(&mut self, name: &str, values: impl IntoIterator<Item = Value<'v>>) {
+        let (count, samples) = self.unexpected.entry(name.to_owned()).or_default();
+        for value in values {
+            let sample = match value {
+                Value::Missing => continue,
+                Value::Number(v) if !v.is_finite() => None,
+                Value::Number(v) => Some(Sample::Number(v)),
+                Value::Text(t) => Some(Sample::Category(t.to_owned())),
+            };
+            *count += 1;
+            if let Some(sample) = sample
+                && samples.len() < self.sample_limit
+            {
+                samples.push(sample);
             }
         }
     }
@@ -278,7 +294,7 @@ impl<'p> Summarizer<'p> {
             features: std::mem::take(&mut self.counts),
             unexpected_fields: std::mem::take(&mut self.unexpected)
                 .into_iter()
-                .map(|(name, count)| FieldCount { name, count })
+                .map(|(name, (count, samples))| FieldCount { name, count, samples })
                 .collect(),
         };
         self.reset();
@@ -364,7 +380,9 @@ mod tests {
         assert_eq!(age.samples, [Sample::Number(25.0), Sample::Number(99.0)]);
         assert_eq!(color.bins, [1, 0, 1]); // red; green is "other"
         assert_eq!((color.missing, color.unseen), (2, 1), "renamed `colour` leaves `color` missing");
-        assert_eq!(summary.unexpected_fields, [FieldCount { name: "colour".into(), count: 1 }]);
+        // The new field's values are sampled too: they tell a rename from a new field.
+        let colour = FieldCount { name: "colour".into(), count: 1, samples: vec![Sample::Category("red".into())] };
+        assert_eq!(summary.unexpected_fields, [colour]);
         assert_eq!(s.rows(), 0, "take starts a new window");
 
         // The same rows column by column count the same.

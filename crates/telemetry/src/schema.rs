@@ -115,10 +115,14 @@ pub struct FeatureSummary {
     pub unexpected_fields: Vec<FieldCount>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FieldCount {
     pub name: String,
     pub count: u64,
+    /// Raw values, only when the model opted into sampling: they tell a renamed field (its values
+    /// look like a missing feature's) from a new one.
+    #[serde(default)]
+    pub samples: Vec<Sample>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -210,13 +214,20 @@ impl Record {
                     Output::Value(v) => finite("output value", *v),
                 }
             }
-            Record::Features(summary) => summary.features.iter().try_for_each(|f| {
-                text("feature name", &f.name)?;
-                f.samples.iter().try_for_each(|s| match s {
+            Record::Features(summary) => {
+                let sample = |s: &Sample| match s {
                     Sample::Number(v) => finite("sample", *v),
                     Sample::Category(c) => text("sample", c),
+                };
+                summary.features.iter().try_for_each(|f| {
+                    text("feature name", &f.name)?;
+                    f.samples.iter().try_for_each(sample)
+                })?;
+                summary.unexpected_fields.iter().try_for_each(|f| {
+                    text("field name", &f.name)?;
+                    f.samples.iter().try_for_each(sample)
                 })
-            }),
+            }
             Record::Label(label) => {
                 text("prediction id", &label.prediction_id)?;
                 match &label.truth {

@@ -167,8 +167,10 @@ fn integrity_finds_nan_noise_renames_new_categories_and_strangers() {
         }
         summary.features.push(counts);
     }
-    summary.unexpected_fields =
-        vec![FieldCount { name: "num_six".into(), count: rows }, FieldCount { name: "debug_flag".into(), count: 12 }];
+    summary.unexpected_fields = vec![
+        FieldCount { name: "num_six".into(), count: rows, samples: Vec::new() },
+        FieldCount { name: "debug_flag".into(), count: 12, samples: Vec::new() },
+    ];
     // Two hours merge into one window.
     let (mut hour1, mut hour2) = (Window::default(), Window::default());
     hour1.add(&summary);

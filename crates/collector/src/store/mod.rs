@@ -15,8 +15,10 @@ use std::pin::Pin;
 use serde::{Deserialize, Serialize};
 use telemetry::{Batch, Label};
 
+use crate::alerts::{AlertQuery, AlertRow, AlertState, Attempt, DeliveryRow, Due, NewAlert};
 use crate::config::Database;
 use crate::keys::{KeyInfo, Role};
+use crate::monitor::{Span, WindowData};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -28,12 +30,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sqlite: include_str!("migrations/sqlite/0001_init.sql"),
-    postgres: include_str!("migrations/postgres/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sqlite: include_str!("migrations/sqlite/0001_init.sql"),
+        postgres: include_str!("migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "monitoring",
+        sqlite: include_str!("migrations/sqlite/0002_monitoring.sql"),
+        postgres: include_str!("migrations/postgres/0002_monitoring.sql"),
+    },
+];
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -172,6 +182,124 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn keys(&self) -> BoxFuture<'_, Result<Vec<KeyInfo>, StoreError>>;
     /// Revokes a key; false if there is no such live key.
     fn revoke_key(&self, id: i64) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// One window of a model version (all hashes of it), by event time, aggregated.
+    fn window(&self, model: String, version: String, span: Span) -> BoxFuture<'_, Result<WindowData, StoreError>>;
+    /// Stored alert rules: (name, JSON body).
+    fn alert_rules(&self) -> BoxFuture<'_, Result<Vec<(String, String)>, StoreError>>;
+    fn put_alert_rule(&self, name: String, body: String) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// False if there was no such rule.
+    fn delete_alert_rule(&self, name: String) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// Opens the alert and queues a delivery per webhook, unless one is already firing for its rule,
+    /// model version and subject (then `None`).
+    fn fire_alert(&self, alert: NewAlert, webhooks: Vec<String>) -> BoxFuture<'_, Result<Option<i64>, StoreError>>;
+    /// Resolves a firing alert and queues a delivery per webhook; false if it was not firing.
+    fn resolve_alert(
+        &self,
+        id: i64,
+        resolved_ms: i64,
+        webhooks: Vec<String>,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// Alerts, newest first, each with its deliveries.
+    fn alerts(&self, query: AlertQuery) -> BoxFuture<'_, Result<Vec<AlertRow>, StoreError>>;
+    /// Claims up to `limit` pending deliveries due at `now_ms`, moving their next attempt `lease_ms`
+    /// ahead so no one else sends them meanwhile.
+    fn claim_deliveries(&self, now_ms: i64, lease_ms: i64, limit: usize)
+    -> BoxFuture<'_, Result<Vec<Due>, StoreError>>;
+    fn finish_delivery(&self, id: i64, attempt: Attempt) -> BoxFuture<'_, Result<(), StoreError>>;
+}
+
+/// The alert columns every alert query selects, in [`AlertColumns`] order.
+const ALERT_COLUMNS: &str = "a.id, a.rule, a.model, a.version, a.subject, a.metric, a.severity, a.value, a.threshold, \
+     a.message, a.window_start_ms, a.started_ms, a.resolved_ms";
+
+/// The delivery columns, after the alert id.
+const DELIVERY_COLUMNS: &str = "d.alert_id, d.id, d.event, d.url, d.state, d.attempts, d.next_attempt_ms, \
+     d.last_error, d.delivered_ms";
+
+/// An alert row's values, as both databases read them.
+type AlertColumns =
+    (i64, String, String, String, String, String, String, Option<f64>, Option<f64>, String, i64, i64, Option<i64>);
+
+fn alert_row(c: AlertColumns) -> AlertRow {
+    let (
+        id,
+        rule,
+        model,
+        version,
+        subject,
+        metric,
+        severity,
+        value,
+        threshold,
+        message,
+        window_start_ms,
+        started_ms,
+        resolved_ms,
+    ) = c;
+    AlertRow {
+        id,
+        rule,
+        model,
+        version,
+        subject,
+        metric,
+        severity,
+        state: if resolved_ms.is_some() { AlertState::Resolved } else { AlertState::Firing },
+        value,
+        threshold,
+        message,
+        window_start_ms,
+        started_ms,
+        resolved_ms,
+        deliveries: Vec::new(),
+    }
+}
+
+/// A delivery row's values after its alert id.
+type DeliveryColumns = (i64, String, String, String, i64, i64, Option<String>, Option<i64>);
+
+fn delivery_row(c: DeliveryColumns) -> DeliveryRow {
+    let (id, event, url, state, attempts, next_attempt_ms, last_error, delivered_ms) = c;
+    DeliveryRow {
+        id,
+        event: AlertState::parse(&event),
+        url,
+        state,
+        attempts,
+        next_attempt_ms,
+        last_error,
+        delivered_ms,
+    }
+}
+
+/// Attaches deliveries (alert id, row) to their alerts.
+fn attach(alerts: &mut [AlertRow], deliveries: Vec<(i64, DeliveryRow)>) {
+    let index: std::collections::HashMap<i64, usize> = alerts.iter().enumerate().map(|(i, a)| (a.id, i)).collect();
+    for (alert_id, delivery) in deliveries {
+        if let Some(&i) = index.get(&alert_id) {
+            alerts[i].deliveries.push(delivery);
+        }
+    }
+}
+
+/// Merges the window's stored feature summaries (JSON bodies).
+fn merge_summaries(window: &mut analysis::window::Window, bodies: Vec<String>) -> Result<(), StoreError> {
+    for body in bodies {
+        let summary: telemetry::FeatureSummary = serde_json::from_str(&body)
+            .map_err(|e| StoreError::Corrupt { what: "feature summary", message: e.to_string() })?;
+        window.add(&summary);
+    }
+    Ok(())
+}
+
+/// The state and columns an attempt's outcome writes: (state, delivered_ms, next_attempt_ms, error).
+fn attempt_columns(attempt: &Attempt) -> (&'static str, Option<i64>, Option<i64>, Option<&str>) {
+    match attempt {
+        Attempt::Delivered { at_ms } => ("delivered", Some(*at_ms), None, None),
+        Attempt::Retry { next_attempt_ms, error } => ("pending", None, Some(*next_attempt_ms), Some(error)),
+        Attempt::Failed { error } => ("failed", None, None, Some(error)),
+    }
 }
 
 /// Opens (creating if needed) and migrates the database.

@@ -13,12 +13,16 @@ use deadpool_postgres::{GenericClient, Pool, PoolConfig, Runtime};
 use telemetry::{Label, ModelRef, Record};
 use tokio_postgres::NoTls;
 
+use analysis::performance::Regression;
+
 use super::{
     BatchRow, BoxFuture, Incoming, Ingested, MIGRATIONS, ModelSummary, Page, PageRequest, PredictionRow, RecordKind,
     Store, StoreError,
 };
+use crate::alerts::{AlertQuery, AlertRow, AlertState, Attempt, Due, NewAlert};
 use crate::config::Database;
 use crate::keys::{KeyInfo, Role};
+use crate::monitor::{Span, Traffic, WindowData};
 
 /// Serializes migrations between collector processes starting at once.
 const MIGRATION_LOCK: i64 = 0x5e47_a407;
@@ -532,4 +536,290 @@ impl Store for PostgresStore {
             Ok(changed == 1)
         })
     }
+
+    fn window(&self, model: String, version: String, span: Span) -> BoxFuture<'_, Result<WindowData, StoreError>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let args: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                [&model, &version, &span.start_ms, &span.end_ms];
+            let models = "(SELECT id FROM models WHERE name = $1 AND version = $2)";
+            let in_span = "p.model_id IN (SELECT id FROM models WHERE name = $1 AND version = $2)
+                           AND p.timestamp_ms >= $3 AND p.timestamp_ms < $4";
+            let mut data = WindowData::default();
+            let bodies = client
+                .query(
+                    &format!(
+                        "SELECT body FROM feature_summaries
+                         WHERE model_id IN {models} AND window_start_ms >= $3 AND window_start_ms < $4"
+                    ),
+                    &args,
+                )
+                .await?
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect();
+            super::merge_summaries(&mut data.features, bodies)?;
+            let sql = format!(
+                "SELECT p.label, count(*) FROM predictions p WHERE {in_span} AND p.label IS NOT NULL GROUP BY p.label"
+            );
+            for r in client.query(&sql, &args).await? {
+                data.outputs.insert(r.get(0), r.get::<_, i64>(1).unsigned_abs());
+            }
+            let sql = format!(
+                "SELECT p.engine, b.source_kind, count(*), avg(p.latency_us)::float8, max(p.latency_us)
+                 FROM predictions p JOIN batches b ON b.seq = p.batch_seq WHERE {in_span}
+                 GROUP BY p.engine, b.source_kind ORDER BY p.engine, b.source_kind"
+            );
+            for r in client.query(&sql, &args).await? {
+                data.traffic.push(Traffic {
+                    engine: r.get(0),
+                    source: r.get(1),
+                    predictions: r.get::<_, i64>(2).unsigned_abs(),
+                    latency_mean_ms: r.get::<_, f64>(3) / 1000.0,
+                    latency_max_ms: r.get::<_, i64>(4) as f64 / 1000.0,
+                });
+            }
+            let sql = format!(
+                "SELECT kind, count(*) FROM errors
+                 WHERE model_id IN {models} AND timestamp_ms >= $3 AND timestamp_ms < $4 GROUP BY kind"
+            );
+            for r in client.query(&sql, &args).await? {
+                data.errors.insert(r.get(0), r.get::<_, i64>(1).unsigned_abs());
+            }
+            let sql = format!(
+                "SELECT l.truth_class, p.label, count(*)
+                 FROM predictions p JOIN labels l ON l.prediction_id = p.prediction_id
+                 WHERE {in_span} AND l.truth_class IS NOT NULL AND p.label IS NOT NULL
+                 GROUP BY l.truth_class, p.label"
+            );
+            for r in client.query(&sql, &args).await? {
+                data.confusion.add_n(r.get(0), r.get(1), r.get::<_, i64>(2).unsigned_abs());
+            }
+            let sql = format!(
+                "SELECT count(*), coalesce(sum(abs(p.value - l.truth_value)), 0),
+                        coalesce(sum((p.value - l.truth_value) * (p.value - l.truth_value)), 0),
+                        coalesce(sum(l.truth_value), 0), coalesce(sum(l.truth_value * l.truth_value), 0)
+                 FROM predictions p JOIN labels l ON l.prediction_id = p.prediction_id
+                 WHERE {in_span} AND l.truth_value IS NOT NULL AND p.value IS NOT NULL"
+            );
+            let r = client.query_one(&sql, &args).await?;
+            data.regression = Regression {
+                n: r.get::<_, i64>(0).unsigned_abs(),
+                sum_abs_error: r.get(1),
+                sum_squared_error: r.get(2),
+                sum_truth: r.get(3),
+                sum_truth_squared: r.get(4),
+            };
+            Ok(data)
+        })
+    }
+
+    fn alert_rules(&self) -> BoxFuture<'_, Result<Vec<(String, String)>, StoreError>> {
+        Box::pin(async move {
+            let rows = self.client().await?.query("SELECT name, body FROM alert_rules ORDER BY name", &[]).await?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    fn put_alert_rule(&self, name: String, body: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.client()
+                .await?
+                .execute(
+                    "INSERT INTO alert_rules (name, body, updated_ms) VALUES ($1, $2, $3)
+                     ON CONFLICT (name) DO UPDATE SET body = excluded.body, updated_ms = excluded.updated_ms",
+                    &[&name, &body, &crate::now_ms()],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn delete_alert_rule(&self, name: String) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            Ok(self.client().await?.execute("DELETE FROM alert_rules WHERE name = $1", &[&name]).await? == 1)
+        })
+    }
+
+    fn fire_alert(&self, alert: NewAlert, webhooks: Vec<String>) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            let row = tx
+                .query_opt(
+                    "INSERT INTO alerts (rule, model, version, subject, metric, severity, value, threshold, message,
+                                         window_start_ms, started_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING RETURNING id",
+                    &[
+                        &alert.rule,
+                        &alert.model,
+                        &alert.version,
+                        &alert.subject,
+                        &alert.metric,
+                        &alert.severity,
+                        &alert.value,
+                        &alert.threshold,
+                        &alert.message,
+                        &alert.window_start_ms,
+                        &alert.started_ms,
+                    ],
+                )
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            let id: i64 = row.get(0);
+            queue_deliveries(&tx, id, AlertState::Firing, &webhooks, alert.started_ms).await?;
+            tx.commit().await?;
+            Ok(Some(id))
+        })
+    }
+
+    fn resolve_alert(
+        &self,
+        id: i64,
+        resolved_ms: i64,
+        webhooks: Vec<String>,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            let changed = tx
+                .execute(
+                    "UPDATE alerts SET resolved_ms = $1 WHERE id = $2 AND resolved_ms IS NULL",
+                    &[&resolved_ms, &id],
+                )
+                .await?;
+            if changed == 1 {
+                queue_deliveries(&tx, id, AlertState::Resolved, &webhooks, resolved_ms).await?;
+            }
+            tx.commit().await?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn alerts(&self, query: AlertQuery) -> BoxFuture<'_, Result<Vec<AlertRow>, StoreError>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let filter = "FROM alerts a WHERE ($1::text IS NULL OR a.model = $1) AND (NOT $2 OR a.resolved_ms IS NULL)
+                          ORDER BY a.id DESC LIMIT $3";
+            let limit = super::clamp(query.limit as u64);
+            let args: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&query.model, &query.firing_only, &limit];
+            let rows = client.query(&format!("SELECT {} {filter}", super::ALERT_COLUMNS), &args).await?;
+            let mut alerts: Vec<AlertRow> = rows.iter().map(alert_from_row).collect();
+            let sql = format!(
+                "SELECT {} FROM deliveries d WHERE d.alert_id IN (SELECT a.id {filter}) ORDER BY d.id",
+                super::DELIVERY_COLUMNS
+            );
+            let deliveries = client
+                .query(&sql, &args)
+                .await?
+                .iter()
+                .map(|r| {
+                    let row = super::delivery_row((
+                        r.get(1),
+                        r.get(2),
+                        r.get(3),
+                        r.get(4),
+                        r.get(5),
+                        r.get(6),
+                        r.get(7),
+                        r.get(8),
+                    ));
+                    (r.get(0), row)
+                })
+                .collect();
+            super::attach(&mut alerts, deliveries);
+            Ok(alerts)
+        })
+    }
+
+    fn claim_deliveries(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Due>, StoreError>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let limit = super::clamp(limit as u64);
+            let claimed = client
+                .query(
+                    "UPDATE deliveries SET next_attempt_ms = $1 + $2
+                     WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_ms <= $1
+                                  ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
+                     RETURNING id, alert_id, event, url, attempts",
+                    &[&now_ms, &lease_ms, &limit],
+                )
+                .await?;
+            let sql = format!("SELECT {} FROM alerts a WHERE a.id = $1", super::ALERT_COLUMNS);
+            let mut due = Vec::with_capacity(claimed.len());
+            for r in claimed {
+                let alert_id: i64 = r.get(1);
+                let alert = alert_from_row(&client.query_one(&sql, &[&alert_id]).await?);
+                let event: String = r.get(2);
+                due.push(Due {
+                    id: r.get(0),
+                    event: AlertState::parse(&event),
+                    url: r.get(3),
+                    attempts: r.get(4),
+                    alert,
+                });
+            }
+            due.sort_by_key(|d| d.id);
+            Ok(due)
+        })
+    }
+
+    fn finish_delivery(&self, id: i64, attempt: Attempt) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let (state, delivered_ms, next_attempt_ms, error) = super::attempt_columns(&attempt);
+            self.client()
+                .await?
+                .execute(
+                    "UPDATE deliveries SET state = $2, attempts = attempts + 1,
+                            delivered_ms = coalesce($3, delivered_ms), next_attempt_ms = coalesce($4, next_attempt_ms),
+                            last_error = $5
+                     WHERE id = $1",
+                    &[&id, &state, &delivered_ms, &next_attempt_ms, &error],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+fn alert_from_row(r: &tokio_postgres::Row) -> AlertRow {
+    super::alert_row((
+        r.get(0),
+        r.get(1),
+        r.get(2),
+        r.get(3),
+        r.get(4),
+        r.get(5),
+        r.get(6),
+        r.get(7),
+        r.get(8),
+        r.get(9),
+        r.get(10),
+        r.get(11),
+        r.get(12),
+    ))
+}
+
+async fn queue_deliveries(
+    client: &impl GenericClient,
+    alert_id: i64,
+    event: AlertState,
+    webhooks: &[String],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    for url in webhooks {
+        client
+            .execute(
+                "INSERT INTO deliveries (alert_id, event, url, state, attempts, next_attempt_ms)
+                 VALUES ($1, $2, $3, 'pending', 0, $4)",
+                &[&alert_id, &event.as_str(), url, &now_ms],
+            )
+            .await?;
+    }
+    Ok(())
 }

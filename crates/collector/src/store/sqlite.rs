@@ -13,11 +13,15 @@ use rusqlite::{Connection, OptionalExtension, params};
 use telemetry::{Label, Record};
 use tokio::sync::{mpsc, oneshot};
 
+use analysis::performance::Regression;
+
 use super::{
     BatchRow, BoxFuture, Incoming, Ingested, MIGRATIONS, ModelSummary, Page, PageRequest, PredictionRow, RecordKind,
     Store, StoreError,
 };
+use crate::alerts::{AlertQuery, AlertRow, AlertState, Attempt, Due, NewAlert};
 use crate::keys::{KeyInfo, Role};
+use crate::monitor::{Span, Traffic, WindowData};
 
 /// Jobs committed in one transaction at most.
 const MAX_GROUP: usize = 256;
@@ -514,4 +518,270 @@ impl Store for SqliteStore {
             Ok(changed == 1)
         }))
     }
+
+    fn window(&self, model: String, version: String, span: Span) -> BoxFuture<'_, Result<WindowData, StoreError>> {
+        Box::pin(self.read(move |conn| {
+            let models = "(SELECT id FROM models WHERE name = ?1 AND version = ?2)";
+            let args = params![model, version, span.start_ms, span.end_ms];
+            let mut data = WindowData::default();
+            let bodies = conn
+                .prepare_cached(&format!(
+                    "SELECT body FROM feature_summaries
+                     WHERE model_id IN {models} AND window_start_ms >= ?3 AND window_start_ms < ?4"
+                ))?
+                .query_map(args, |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            super::merge_summaries(&mut data.features, bodies)?;
+            let in_span = "p.model_id IN (SELECT id FROM models WHERE name = ?1 AND version = ?2)
+                           AND p.timestamp_ms >= ?3 AND p.timestamp_ms < ?4";
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT p.label, count(*) FROM predictions p WHERE {in_span} AND p.label IS NOT NULL GROUP BY p.label"
+            ))?;
+            for row in stmt.query_map(args, |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+                let (label, n) = row?;
+                data.outputs.insert(label, n.unsigned_abs());
+            }
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT p.engine, b.source_kind, count(*), avg(p.latency_us), max(p.latency_us)
+                 FROM predictions p JOIN batches b ON b.seq = p.batch_seq WHERE {in_span}
+                 GROUP BY p.engine, b.source_kind ORDER BY p.engine, b.source_kind"
+            ))?;
+            for row in stmt.query_map(args, |r| {
+                Ok(Traffic {
+                    engine: r.get(0)?,
+                    source: r.get(1)?,
+                    predictions: r.get::<_, i64>(2)?.unsigned_abs(),
+                    latency_mean_ms: r.get::<_, f64>(3)? / 1000.0,
+                    latency_max_ms: r.get::<_, i64>(4)? as f64 / 1000.0,
+                })
+            })? {
+                data.traffic.push(row?);
+            }
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT kind, count(*) FROM errors
+                 WHERE model_id IN {models} AND timestamp_ms >= ?3 AND timestamp_ms < ?4 GROUP BY kind"
+            ))?;
+            for row in stmt.query_map(args, |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+                let (kind, n) = row?;
+                data.errors.insert(kind, n.unsigned_abs());
+            }
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT l.truth_class, p.label, count(*)
+                 FROM predictions p JOIN labels l ON l.prediction_id = p.prediction_id
+                 WHERE {in_span} AND l.truth_class IS NOT NULL AND p.label IS NOT NULL
+                 GROUP BY l.truth_class, p.label"
+            ))?;
+            for row in
+                stmt.query_map(args, |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?
+            {
+                let (truth, predicted, n) = row?;
+                data.confusion.add_n(&truth, &predicted, n.unsigned_abs());
+            }
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT count(*), coalesce(sum(abs(p.value - l.truth_value)), 0),
+                        coalesce(sum((p.value - l.truth_value) * (p.value - l.truth_value)), 0),
+                        coalesce(sum(l.truth_value), 0), coalesce(sum(l.truth_value * l.truth_value), 0)
+                 FROM predictions p JOIN labels l ON l.prediction_id = p.prediction_id
+                 WHERE {in_span} AND l.truth_value IS NOT NULL AND p.value IS NOT NULL"
+            ))?;
+            data.regression = stmt.query_row(args, |r| {
+                Ok(Regression {
+                    n: r.get::<_, i64>(0)?.unsigned_abs(),
+                    sum_abs_error: r.get(1)?,
+                    sum_squared_error: r.get(2)?,
+                    sum_truth: r.get(3)?,
+                    sum_truth_squared: r.get(4)?,
+                })
+            })?;
+            Ok(data)
+        }))
+    }
+
+    fn alert_rules(&self) -> BoxFuture<'_, Result<Vec<(String, String)>, StoreError>> {
+        Box::pin(self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT name, body FROM alert_rules ORDER BY name")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        }))
+    }
+
+    fn put_alert_rule(&self, name: String, body: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO alert_rules (name, body, updated_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET body = excluded.body, updated_ms = excluded.updated_ms",
+                params![name, body, crate::now_ms()],
+            )?;
+            Ok(())
+        }))
+    }
+
+    fn delete_alert_rule(&self, name: String) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(self.write(move |conn| Ok(conn.execute("DELETE FROM alert_rules WHERE name = ?1", [name])? == 1)))
+    }
+
+    fn fire_alert(&self, alert: NewAlert, webhooks: Vec<String>) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
+        Box::pin(self.write(move |conn| {
+            let inserted = conn.execute(
+                "INSERT INTO alerts (rule, model, version, subject, metric, severity, value, threshold, message,
+                                     window_start_ms, started_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING",
+                params![
+                    alert.rule,
+                    alert.model,
+                    alert.version,
+                    alert.subject,
+                    alert.metric,
+                    alert.severity,
+                    alert.value,
+                    alert.threshold,
+                    alert.message,
+                    alert.window_start_ms,
+                    alert.started_ms
+                ],
+            )?;
+            if inserted == 0 {
+                return Ok(None);
+            }
+            let id = conn.last_insert_rowid();
+            queue_deliveries(conn, id, AlertState::Firing, &webhooks, alert.started_ms)?;
+            Ok(Some(id))
+        }))
+    }
+
+    fn resolve_alert(
+        &self,
+        id: i64,
+        resolved_ms: i64,
+        webhooks: Vec<String>,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(self.write(move |conn| {
+            let changed = conn.execute(
+                "UPDATE alerts SET resolved_ms = ?1 WHERE id = ?2 AND resolved_ms IS NULL",
+                params![resolved_ms, id],
+            )?;
+            if changed == 1 {
+                queue_deliveries(conn, id, AlertState::Resolved, &webhooks, resolved_ms)?;
+            }
+            Ok(changed == 1)
+        }))
+    }
+
+    fn alerts(&self, query: AlertQuery) -> BoxFuture<'_, Result<Vec<AlertRow>, StoreError>> {
+        Box::pin(self.read(move |conn| {
+            let filter = "FROM alerts a WHERE (?1 IS NULL OR a.model = ?1) AND (?2 = 0 OR a.resolved_ms IS NULL)
+                          ORDER BY a.id DESC LIMIT ?3";
+            let args = params![query.model, query.firing_only, super::clamp(query.limit as u64)];
+            let mut stmt = conn.prepare_cached(&format!("SELECT {} {filter}", super::ALERT_COLUMNS))?;
+            let mut alerts = stmt.query_map(args, alert_from_row)?.collect::<Result<Vec<_>, _>>()?;
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {} FROM deliveries d WHERE d.alert_id IN (SELECT a.id {filter}) ORDER BY d.id",
+                super::DELIVERY_COLUMNS
+            ))?;
+            let deliveries = stmt
+                .query_map(args, |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        super::delivery_row((
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                            r.get(6)?,
+                            r.get(7)?,
+                            r.get(8)?,
+                        )),
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            super::attach(&mut alerts, deliveries);
+            Ok(alerts)
+        }))
+    }
+
+    fn claim_deliveries(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Due>, StoreError>> {
+        Box::pin(self.write(move |conn| {
+            let claimed = conn
+                .prepare_cached(
+                    "UPDATE deliveries SET next_attempt_ms = ?1 + ?2
+                     WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_ms <= ?1
+                                  ORDER BY id LIMIT ?3)
+                     RETURNING id, alert_id, event, url, attempts",
+                )?
+                .query_map(params![now_ms, lease_ms, limit as i64], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut due = Vec::with_capacity(claimed.len());
+            let mut stmt =
+                conn.prepare_cached(&format!("SELECT {} FROM alerts a WHERE a.id = ?1", super::ALERT_COLUMNS))?;
+            for (id, alert_id, event, url, attempts) in claimed {
+                let alert = stmt.query_row([alert_id], alert_from_row)?;
+                due.push(Due { id, event: AlertState::parse(&event), url, attempts, alert });
+            }
+            due.sort_by_key(|d| d.id);
+            Ok(due)
+        }))
+    }
+
+    fn finish_delivery(&self, id: i64, attempt: Attempt) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.write(move |conn| {
+            let (state, delivered_ms, next_attempt_ms, error) = super::attempt_columns(&attempt);
+            conn.execute(
+                "UPDATE deliveries SET state = ?2, attempts = attempts + 1,
+                        delivered_ms = coalesce(?3, delivered_ms), next_attempt_ms = coalesce(?4, next_attempt_ms),
+                        last_error = ?5
+                 WHERE id = ?1",
+                params![id, state, delivered_ms, next_attempt_ms, error],
+            )?;
+            Ok(())
+        }))
+    }
+}
+
+fn alert_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRow> {
+    Ok(super::alert_row((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+        r.get(11)?,
+        r.get(12)?,
+    )))
+}
+
+fn queue_deliveries(
+    conn: &Connection,
+    alert_id: i64,
+    event: AlertState,
+    webhooks: &[String],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO deliveries (alert_id, event, url, state, attempts, next_attempt_ms)
+         VALUES (?1, ?2, ?3, 'pending', 0, ?4)",
+    )?;
+    for url in webhooks {
+        stmt.execute(params![alert_id, event.as_str(), url, now_ms])?;
+    }
+    Ok(())
 }

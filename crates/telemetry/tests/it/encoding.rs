@@ -42,7 +42,11 @@ fn every_kind_of_record() -> Vec<Record> {
                 out_of_range: 3,
                 samples: vec![Sample::Number(13.2), Sample::Category("red".into())],
             }],
-            unexpected_fields: vec![telemetry::FieldCount { name: "alcohol_pct".into(), count: 4 }],
+            unexpected_fields: vec![telemetry::FieldCount {
+                name: "alcohol_pct".into(),
+                count: 4,
+                samples: Vec::new(),
+            }],
         }),
         Record::Label(Label { prediction_id: "p1".into(), timestamp_ms: 5, truth: Truth::Class("3".into()) }),
         Record::Error(telemetry::ErrorRecord {

@@ -1,0 +1,177 @@
+//! One evaluation pass: every rule on the current window of every model version it applies to;
+//! new subjects fire, subjects no longer firing resolve, and the main signals go to Prometheus.
+
+use std::collections::{BTreeSet, HashMap};
+
+use analysis::drift::Policy;
+use telemetry::Profile;
+
+use super::rule::{Evidence, Firing, Rule};
+use super::{AlertQuery, AlertRow, NewAlert};
+use crate::config::Monitoring;
+use crate::metrics::{Metrics, ModelSignals};
+use crate::monitor::{self, DriftReport, IntegrityReport, Span, Width, WindowData};
+use crate::store::{Store, StoreError};
+
+/// What a pass changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Outcome {
+    pub rules: usize,
+    pub model_versions: usize,
+    pub fired: usize,
+    pub resolved: usize,
+}
+
+/// The rules the store holds (config rules are written there at start-up, API rules join them);
+/// a stored rule that no longer parses is skipped with a warning, not fatal.
+pub async fn stored_rules(store: &dyn Store) -> Result<Vec<Rule>, StoreError> {
+    Ok(store
+        .alert_rules()
+        .await?
+        .into_iter()
+        .filter_map(|(name, body)| match serde_json::from_str::<Rule>(&body) {
+            Ok(rule) => Some(rule),
+            Err(e) => {
+                tracing::warn!(rule = %name, error = %e, "skipping a stored alert rule that does not parse");
+                None
+            }
+        })
+        .collect())
+}
+
+/// One window's data and the reports the rules need, computed once per model version and width.
+struct Judged {
+    span: Span,
+    data: WindowData,
+    drift: DriftReport,
+    integrity: IntegrityReport,
+}
+
+async fn judge(
+    store: &dyn Store,
+    profile: Option<&Profile>,
+    model: &str,
+    version: &str,
+    width: Width,
+    now_ms: i64,
+) -> Result<Judged, StoreError> {
+    let span = width.containing(now_ms);
+    let data = store.window(model.to_owned(), version.to_owned(), span).await?;
+    let previous = store.window(model.to_owned(), version.to_owned(), span.previous()).await?;
+    let drift = monitor::drift(profile, span, &data, &previous, &Policy::default());
+    let integrity = monitor::integrity(profile, span, &data);
+    Ok(Judged { span, data, drift, integrity })
+}
+
+pub async fn evaluate(
+    store: &dyn Store,
+    settings: &Monitoring,
+    metrics: &Metrics,
+    now_ms: i64,
+) -> Result<Outcome, StoreError> {
+    let rules = stored_rules(store).await?;
+    let open = store.alerts(AlertQuery { model: None, firing_only: true, limit: usize::MAX }).await?;
+    let mut open: HashMap<(String, String, String, String), AlertRow> = open
+        .into_iter()
+        .map(|a| ((a.rule.clone(), a.model.clone(), a.version.clone(), a.subject.clone()), a))
+        .collect();
+    let versions: BTreeSet<(String, String)> = store.models().await?.into_iter().map(|m| (m.name, m.version)).collect();
+    let mut outcome = Outcome { rules: rules.len(), model_versions: versions.len(), ..Outcome::default() };
+    for (model, version) in &versions {
+        let profile = match store.profile(model.clone(), version.clone()).await? {
+            Some(body) => match serde_json::from_str::<Profile>(&body) {
+                Ok(profile) => Some(profile),
+                Err(e) => {
+                    tracing::warn!(%model, %version, error = %e, "the stored profile does not parse");
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut judged: HashMap<Width, Judged> = HashMap::new();
+        let widths: BTreeSet<Width> = rules
+            .iter()
+            .filter(|r| r.applies_to(model))
+            .map(|r| r.window)
+            .chain(std::iter::once(settings.window))
+            .collect();
+        for width in widths {
+            judged.insert(width, judge(store, profile.as_ref(), model, version, width, now_ms).await?);
+        }
+        if let Some(j) = judged.get(&settings.window) {
+            metrics.model_signals(model, version, &signals(j));
+        }
+        for rule in rules.iter().filter(|r| r.applies_to(model)) {
+            let Some(j) = judged.get(&rule.window) else { continue };
+            let evidence = Evidence { data: &j.data, drift: Some(&j.drift), integrity: Some(&j.integrity) };
+            let Some(firing) = rule.evaluate(&evidence) else { continue };
+            let firing: HashMap<String, Firing> = firing.into_iter().map(|f| (f.subject.clone(), f)).collect();
+            for (subject, f) in &firing {
+                let key = (rule.name.clone(), model.clone(), version.clone(), subject.clone());
+                if open.remove(&key).is_some() {
+                    continue;
+                }
+                let alert = NewAlert {
+                    rule: rule.name.clone(),
+                    model: model.clone(),
+                    version: version.clone(),
+                    subject: subject.clone(),
+                    metric: rule.metric.as_str().to_owned(),
+                    severity: rule.severity.as_str().to_owned(),
+                    value: f.value,
+                    threshold: f.threshold,
+                    message: f.message.clone(),
+                    window_start_ms: j.span.start_ms,
+                    started_ms: now_ms,
+                };
+                if store.fire_alert(alert, settings.webhooks.clone()).await?.is_some() {
+                    tracing::warn!(rule = %rule.name, %model, %version, %subject, message = %f.message, "alert firing");
+                    outcome.fired += 1;
+                }
+            }
+            let stale: Vec<_> = open
+                .keys()
+                .filter(|(r, m, v, s)| *r == rule.name && m == model && v == version && !firing.contains_key(s))
+                .cloned()
+                .collect();
+            for key in stale {
+                if let Some(alert) = open.remove(&key)
+                    && store.resolve_alert(alert.id, now_ms, settings.webhooks.clone()).await?
+                {
+                    tracing::info!(rule = %alert.rule, %model, %version, subject = %alert.subject, "alert resolved");
+                    outcome.resolved += 1;
+                }
+            }
+        }
+    }
+    let firing = store.alerts(AlertQuery { model: None, firing_only: true, limit: usize::MAX }).await?;
+    metrics.firing_alerts(&firing);
+    Ok(outcome)
+}
+
+fn signals(j: &Judged) -> ModelSignals {
+    let drift = j.drift.vs_reference.as_ref();
+    ModelSignals {
+        rows: j.data.features.rows,
+        predictions: j.data.predictions(),
+        drift_share: drift.map(|d| d.share),
+        drifted_features: drift.map(|d| d.drifted_columns as u64),
+        integrity_findings: j.integrity.findings.len() as u64,
+        accuracy: (j.data.confusion.n() > 0).then(|| j.data.confusion.metrics().accuracy.value),
+        error_rate: j.data.error_rate(),
+        latency_mean_ms: j.data.latency_mean_ms(),
+    }
+}
+
+/// Runs [`evaluate`] every `settings.evaluate_every` until the collector stops.
+pub async fn run(collector: std::sync::Arc<crate::Collector>) {
+    let every = std::time::Duration::from_millis(collector.config().monitoring.evaluate_every.ms().unsigned_abs());
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(e) = collector.evaluate_alerts(crate::now_ms()).await {
+            tracing::error!(error = %e, "alert evaluation failed; trying again next tick");
+        }
+    }
+}

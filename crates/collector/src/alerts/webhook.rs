@@ -1,0 +1,104 @@
+//! Webhook delivery: every alert event (firing, resolved) is a stored delivery per webhook URL,
+//! POSTed as JSON and retried with exponential backoff until a 2xx or the last attempt.
+//!
+//! A delivery is claimed by moving its next attempt one lease ahead before sending, so a crash
+//! mid-send retries it after the lease, and two collector processes never send it at once.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{AlertRow, AlertState, Attempt, Due};
+use crate::store::Store;
+
+/// How long a claimed delivery is reserved for the claimant.
+const LEASE_MS: i64 = 30_000;
+const TIMEOUT: Duration = Duration::from_secs(10);
+const FIRST_RETRY_MS: i64 = 1_000;
+const MAX_RETRY_MS: i64 = 300_000;
+const BATCH: usize = 16;
+
+/// The JSON a webhook receives.
+#[derive(Debug, Serialize)]
+pub struct Event<'a> {
+    pub event: AlertState,
+    pub alert: &'a AlertRow,
+}
+
+/// The wait before attempt `attempts + 1`: 1 s, 2 s, 4 s, ... capped at 5 minutes.
+pub fn backoff_ms(attempts: i64) -> i64 {
+    let doublings = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
+    FIRST_RETRY_MS.saturating_mul(1 << doublings).min(MAX_RETRY_MS)
+}
+
+/// Sends what is due; returns how many deliveries it attempted.
+pub async fn deliver_due(
+    store: &dyn Store,
+    client: &reqwest::Client,
+    max_attempts: u32,
+    now_ms: i64,
+) -> Result<usize, crate::StoreError> {
+    let due = store.claim_deliveries(now_ms, LEASE_MS, BATCH).await?;
+    let attempted = due.len();
+    for delivery in due {
+        let attempt = send(client, &delivery, max_attempts).await;
+        match &attempt {
+            Attempt::Delivered { .. } => {
+                tracing::info!(url = %delivery.url, alert = delivery.alert.id, "webhook delivered")
+            }
+            Attempt::Retry { error, .. } => {
+                tracing::warn!(url = %delivery.url, alert = delivery.alert.id, %error, "webhook failed; will retry")
+            }
+            Attempt::Failed { error } => {
+                tracing::error!(url = %delivery.url, alert = delivery.alert.id, %error, "webhook failed; giving up")
+            }
+        }
+        store.finish_delivery(delivery.id, attempt).await?;
+    }
+    Ok(attempted)
+}
+
+async fn send(client: &reqwest::Client, delivery: &Due, max_attempts: u32) -> Attempt {
+    let body = match serde_json::to_vec(&Event { event: delivery.event, alert: &delivery.alert }) {
+        Ok(body) => body,
+        Err(e) => return Attempt::Failed { error: format!("cannot encode the event: {e}") },
+    };
+    let result =
+        client.post(&delivery.url).header("content-type", "application/json").timeout(TIMEOUT).body(body).send().await;
+    let error = match result {
+        Ok(response) if response.status().is_success() => return Attempt::Delivered { at_ms: crate::now_ms() },
+        Ok(response) => format!("HTTP {}", response.status()),
+        Err(e) => format!("{e}"),
+    };
+    let attempts = delivery.attempts + 1;
+    if attempts >= i64::from(max_attempts) {
+        Attempt::Failed { error: format!("{error} (attempt {attempts} of {max_attempts})") }
+    } else {
+        Attempt::Retry { next_attempt_ms: crate::now_ms() + backoff_ms(delivery.attempts), error }
+    }
+}
+
+/// Delivers webhooks every half second until the collector stops.
+pub async fn run(collector: std::sync::Arc<crate::Collector>) {
+    let client = reqwest::Client::new();
+    let max_attempts = collector.config().monitoring.webhook_max_attempts.max(1);
+    loop {
+        match deliver_due(collector.store(), &client, max_attempts, crate::now_ms()).await {
+            // More may be waiting: go on at once.
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "webhook delivery pass failed"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let waits: Vec<i64> = (0..4).map(super::backoff_ms).collect();
+        assert_eq!(waits, [1_000, 2_000, 4_000, 8_000]);
+        assert_eq!(super::backoff_ms(40), 300_000);
+    }
+}
