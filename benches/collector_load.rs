@@ -244,5 +244,28 @@ async fn main() {
     assert_eq!(stored_batches, acked, "loss or duplication");
     assert_eq!(stored_records, acked * args.records as u64, "loss or duplication");
     println!("  zero loss: every acknowledged record is stored exactly once");
+
+    // Monitoring reads on the window that holds everything just stored (the worst case: one hour
+    // with every record), as the dashboard and the alert evaluator make them.
+    let model = models["models"][0]["name"].as_str().unwrap().to_owned();
+    let at = 1_764_000_000_000i64;
+    for (what, path) in [
+        ("performance (1 window)", format!("/v1/models/{model}/performance?window=1h&windows=1&at={at}")),
+        ("drift (current + previous)", format!("/v1/models/{model}/drift?window=1h&at={at}")),
+        ("alert evaluation (all rules)", format!("/v1/alerts/evaluate?at={at}")),
+    ] {
+        let started = Instant::now();
+        let request = if what.starts_with("alert") {
+            http.post(format!("{url}{path}"))
+        } else {
+            http.get(format!("{url}{path}"))
+        };
+        let response = request.bearer_auth(&key).send().await.unwrap();
+        assert!(response.status().is_success(), "{path}: {}", response.text().await.unwrap());
+        println!(
+            "  read {what}: {:.1} ms over {stored_records} predictions in the window",
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    }
     collector.start_kill().unwrap();
 }

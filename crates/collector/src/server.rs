@@ -39,7 +39,7 @@ use crate::alerts::{AlertQuery, Rule};
 use crate::config::Config;
 use crate::keys::{self, KeyInfo, Role};
 use crate::metrics::Metrics;
-use crate::monitor::{self, Span, Width, WindowData, WindowPerformance};
+use crate::monitor::{self, Span, Width, WindowCache, WindowData, WindowPerformance};
 use crate::store::{Incoming, Ingested, PageRequest, RecordKind, Store};
 
 /// How long a key lookup is trusted before the database is asked again (a revocation made by
@@ -57,6 +57,7 @@ pub struct Collector {
     metrics: Metrics,
     in_flight: Arc<Semaphore>,
     key_cache: RwLock<HashMap<String, (KeyInfo, Instant)>>,
+    windows: WindowCache,
 }
 
 impl Collector {
@@ -67,6 +68,7 @@ impl Collector {
             config,
             metrics: Metrics::default(),
             key_cache: RwLock::default(),
+            windows: WindowCache::default(),
         })
     }
 
@@ -106,7 +108,8 @@ impl Collector {
 
     /// Evaluates every alert rule on the windows that hold `at_ms`.
     pub async fn evaluate_alerts(&self, at_ms: i64) -> Result<crate::alerts::evaluator::Outcome, crate::StoreError> {
-        crate::alerts::evaluator::evaluate(self.store(), &self.config.monitoring, &self.metrics, at_ms).await
+        let (store, settings) = (self.store(), &self.config.monitoring);
+        crate::alerts::evaluator::evaluate(store, &self.windows, settings, &self.metrics, at_ms).await
     }
 
     /// Writes the configured alert rules to the database (replacing same-named ones).
@@ -612,7 +615,8 @@ impl Collector {
     }
 
     async fn window(&self, r: &Resolved, span: Span) -> Result<WindowData, ApiError> {
-        self.store.window(r.model.clone(), r.version.clone(), span).await.map_err(ApiError::storage)
+        let now = crate::now_ms();
+        self.windows.window(self.store(), &r.model, &r.version, span, now).await.map_err(ApiError::storage)
     }
 
     async fn stored_profile(&self, r: &Resolved) -> Result<Option<telemetry::Profile>, ApiError> {

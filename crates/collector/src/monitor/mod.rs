@@ -4,8 +4,10 @@
 //! The database does the counting ([`WindowData`]: feature counts merged from the window's
 //! summaries, predicted classes, label/prediction pairs, latency and errors by engine and source,
 //! all aggregated over an index on event time), and the `analysis` crate does the statistics. A
-//! window is therefore read in time proportional to its own size, never to the history.
+//! window is therefore read in time proportional to its own size, never to the history, and a
+//! closed window is read once per few minutes ([`WindowCache`]).
 
+mod cache;
 mod span;
 
 use std::collections::BTreeMap;
@@ -18,6 +20,7 @@ use analysis::window::Window;
 use serde::Serialize;
 use telemetry::{FeatureKind, FeatureProfile, Profile, Sample};
 
+pub use cache::WindowCache;
 pub use span::{Span, Width};
 
 /// What the database holds for one window of a model version.
