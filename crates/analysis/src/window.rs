@@ -15,7 +15,7 @@ pub struct Window {
     /// Fields the rows carried that the profile does not know, with how many rows had them.
     pub unexpected_fields: BTreeMap<String, u64>,
     /// Sampled values of those fields (when the model opted into sampling), up to
-    /// [`MAX_SAMPLES`] per field: enough to tell a renamed field from a new one.
+    /// [`MAX_SAMPLES`] per field (as for features): enough to tell a renamed field from a new one.
     pub unexpected_samples: BTreeMap<String, Vec<Sample>>,
 }
 
@@ -71,6 +71,7 @@ impl Window {
         into.type_mismatch += counts.type_mismatch;
         into.unseen += counts.unseen;
         into.out_of_range += counts.out_of_range;
-        into.samples.extend(counts.samples.iter().cloned());
+        let room = MAX_SAMPLES.saturating_sub(into.samples.len());
+        into.samples.extend(counts.samples.iter().take(room).cloned());
     }
 }

@@ -89,8 +89,10 @@ impl Config {
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         let config: Config =
             toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?;
+        let invalid = |message| ConfigError::Parse { path: path.to_owned(), message };
+        config.monitoring.window.whole_minutes().map_err(invalid)?;
         for rule in &config.monitoring.rules {
-            rule.validate().map_err(|message| ConfigError::Parse { path: path.to_owned(), message })?;
+            rule.validate().map_err(invalid)?;
         }
         Ok(config)
     }

@@ -39,7 +39,7 @@ use crate::alerts::{AlertQuery, Rule};
 use crate::config::Config;
 use crate::keys::{self, KeyInfo, Role};
 use crate::metrics::Metrics;
-use crate::monitor::{self, Span, Width, WindowCache, WindowData, WindowPerformance};
+use crate::monitor::{self, Span, Width, WindowData, WindowPerformance};
 use crate::store::{Incoming, Ingested, PageRequest, RecordKind, Store};
 
 /// How long a key lookup is trusted before the database is asked again (a revocation made by
@@ -57,7 +57,6 @@ pub struct Collector {
     metrics: Metrics,
     in_flight: Arc<Semaphore>,
     key_cache: RwLock<HashMap<String, (KeyInfo, Instant)>>,
-    windows: WindowCache,
 }
 
 impl Collector {
@@ -68,7 +67,6 @@ impl Collector {
             config,
             metrics: Metrics::default(),
             key_cache: RwLock::default(),
-            windows: WindowCache::default(),
         })
     }
 
@@ -108,8 +106,7 @@ impl Collector {
 
     /// Evaluates every alert rule on the windows that hold `at_ms`.
     pub async fn evaluate_alerts(&self, at_ms: i64) -> Result<crate::alerts::evaluator::Outcome, crate::StoreError> {
-        let (store, settings) = (self.store(), &self.config.monitoring);
-        crate::alerts::evaluator::evaluate(store, &self.windows, settings, &self.metrics, at_ms).await
+        crate::alerts::evaluator::evaluate(self.store(), &self.config.monitoring, &self.metrics, at_ms).await
     }
 
     /// Writes the configured alert rules to the database (replacing same-named ones).
@@ -230,10 +227,32 @@ pub async fn serve(
     }
     let evaluator = tokio::spawn(crate::alerts::evaluator::run(collector.clone()));
     let webhooks = tokio::spawn(crate::alerts::webhook::run(collector.clone()));
+    let compactor = tokio::spawn(compact_rollups(collector.clone()));
     let served = axum::serve(listener, collector.router()).with_graceful_shutdown(shutdown).await;
     evaluator.abort();
     webhooks.abort();
+    compactor.abort();
     served
+}
+
+/// Merges each minute's rollup rows into one, every 10 seconds (reads merge whatever rows there
+/// are: this keeps them few).
+async fn compact_rollups(collector: Arc<Collector>) {
+    let mut after_id = 0;
+    let mut ticks = tokio::time::interval(Duration::from_secs(10));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match collector.store.compact_rollups(after_id).await {
+            Ok(done) => {
+                after_id = done.last_id;
+                if done.rows_merged > 0 {
+                    tracing::debug!(rows = done.rows_merged, "compacted rollups");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "rollup compaction failed; trying again next tick"),
+        }
+    }
 }
 
 /// A refusal, as the client sees it.
@@ -589,7 +608,9 @@ struct Resolved {
 impl Collector {
     async fn resolve(&self, model: String, query: &WindowQuery) -> Result<Resolved, ApiError> {
         let width = match &query.window {
-            Some(text) => Width::parse(text).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_window", e))?,
+            Some(text) => Width::parse(text)
+                .and_then(Width::whole_minutes)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_window", e))?,
             None => self.config.monitoring.window,
         };
         let version = match &query.version {
@@ -615,8 +636,7 @@ impl Collector {
     }
 
     async fn window(&self, r: &Resolved, span: Span) -> Result<WindowData, ApiError> {
-        let now = crate::now_ms();
-        self.windows.window(self.store(), &r.model, &r.version, span, now).await.map_err(ApiError::storage)
+        self.store.window(r.model.clone(), r.version.clone(), span).await.map_err(ApiError::storage)
     }
 
     async fn stored_profile(&self, r: &Resolved) -> Result<Option<telemetry::Profile>, ApiError> {

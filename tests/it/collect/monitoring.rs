@@ -433,3 +433,57 @@ async fn alert_rules_are_managed_through_the_api() {
 fn collector_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_join_in_any_order_corrections_replace_and_compaction_changes_nothing() {
+    for db in databases("rollups").await {
+        let s = serve(&db, |c| c.monitoring.evaluate_every = collector::monitor::Width::parse("1d").unwrap()).await;
+        let now = collector_now();
+        let accuracy = async || {
+            let path = format!("/v1/models/wine/performance?window=1h&windows=1&at={now}");
+            let (status, perf) = get_json(&s.http, &s.url, &s.keys.read, &path).await;
+            assert_eq!(status, 200, "{perf}");
+            let c = &perf["current"]["classification"];
+            (c["n"].as_u64().unwrap(), c["accuracy"]["value"].as_f64().unwrap())
+        };
+        let post_labels = async |labels: Vec<telemetry::Label>| {
+            let response = s
+                .http
+                .post(format!("{}/v1/labels", s.url))
+                .bearer_auth(&s.keys.ingest)
+                .json(&serde_json::json!({ "labels": labels }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        };
+        // Labels for x/0..4 come first (truth class_1), then the predictions (class i % 3) with
+        // in-batch labels for x/5..9 that agree with them.
+        post_labels((0..5).map(|i| label(&format!("x/{i}"), "class_1")).collect()).await;
+        let mut records = predictions("x", 10, now);
+        records.extend((5..10).map(|i| Record::Label(label(&format!("x/{i}"), CLASSES[i % 3]))));
+        send(&s, "1", "x", records).await;
+        assert_eq!(accuracy().await, (10, 0.7), "{db:?}: x/1 and x/4 right of the early five, all late five");
+        // A correction replaces its label's pair; the same label again changes nothing.
+        post_labels(vec![label("x/0", "class_0")]).await;
+        assert_eq!(accuracy().await, (10, 0.8));
+        post_labels(vec![label("x/0", "class_0")]).await;
+        assert_eq!(accuracy().await, (10, 0.8));
+
+        // More batches in the same minute, then compaction: one row per minute, same window.
+        for b in 0..3 {
+            send(&s, "1", &format!("more{b}"), predictions(&format!("m{b}"), 5, now)).await;
+        }
+        let store = collector::open(&db, 2).await.unwrap();
+        let model_version = |_| ("wine".to_owned(), "1".to_owned());
+        let (model, version) = model_version(());
+        let span = collector::monitor::Width::HOUR.containing(now);
+        let before = store.window(model.clone(), version.clone(), span).await.unwrap();
+        let done = store.compact_rollups(0).await.unwrap();
+        assert!(done.rows_merged >= 5, "{done:?}");
+        assert_eq!(store.compact_rollups(done.last_id).await.unwrap().rows_merged, 0, "nothing new to merge");
+        let after = store.window(model, version, span).await.unwrap();
+        assert_eq!(before, after, "{db:?}");
+        assert_eq!(after.predictions(), 25);
+    }
+}

@@ -10,7 +10,7 @@ use super::rule::{Evidence, Firing, Rule};
 use super::{AlertQuery, AlertRow, NewAlert};
 use crate::config::Monitoring;
 use crate::metrics::{Metrics, ModelSignals};
-use crate::monitor::{self, DriftReport, IntegrityReport, Span, Width, WindowCache, WindowData};
+use crate::monitor::{self, DriftReport, IntegrityReport, Span, Width, WindowData};
 use crate::store::{Store, StoreError};
 
 /// What a pass changed.
@@ -49,7 +49,6 @@ struct Judged {
 
 async fn judge(
     store: &dyn Store,
-    cache: &WindowCache,
     profile: Option<&Profile>,
     model: &str,
     version: &str,
@@ -57,8 +56,8 @@ async fn judge(
     now_ms: i64,
 ) -> Result<Judged, StoreError> {
     let span = width.containing(now_ms);
-    let data = cache.window(store, model, version, span, crate::now_ms()).await?;
-    let previous = cache.window(store, model, version, span.previous(), crate::now_ms()).await?;
+    let data = store.window(model.to_owned(), version.to_owned(), span).await?;
+    let previous = store.window(model.to_owned(), version.to_owned(), span.previous()).await?;
     let drift = monitor::drift(profile, span, &data, &previous, &Policy::default());
     let integrity = monitor::integrity(profile, span, &data);
     Ok(Judged { span, data, drift, integrity })
@@ -66,7 +65,6 @@ async fn judge(
 
 pub async fn evaluate(
     store: &dyn Store,
-    cache: &WindowCache,
     settings: &Monitoring,
     metrics: &Metrics,
     now_ms: i64,
@@ -98,7 +96,7 @@ pub async fn evaluate(
             .chain(std::iter::once(settings.window))
             .collect();
         for width in widths {
-            judged.insert(width, judge(store, cache, profile.as_ref(), model, version, width, now_ms).await?);
+            judged.insert(width, judge(store, profile.as_ref(), model, version, width, now_ms).await?);
         }
         if let Some(j) = judged.get(&settings.window) {
             metrics.model_signals(model, version, &signals(j));

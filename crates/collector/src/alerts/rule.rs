@@ -149,6 +149,7 @@ impl Rule {
         if self.name.is_empty() || self.name.len() > 128 {
             return Err(format!("rule name {:?}: expected 1 to 128 bytes", self.name));
         }
+        self.window.whole_minutes().map_err(|e| format!("rule {:?}: {e}", self.name))?;
         let needs_threshold = !self.metric.needs_profile();
         match self.threshold {
             None if needs_threshold => {

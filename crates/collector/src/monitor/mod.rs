@@ -1,13 +1,13 @@
 //! Monitoring reports on one window of a model version: drift against the reference profile and
 //! against the previous window, data integrity, performance from joined labels, and traffic.
 //!
-//! The database does the counting ([`WindowData`]: feature counts merged from the window's
-//! summaries, predicted classes, label/prediction pairs, latency and errors by engine and source,
-//! all aggregated over an index on event time), and the `analysis` crate does the statistics. A
-//! window is therefore read in time proportional to its own size, never to the history, and a
-//! closed window is read once per few minutes ([`WindowCache`]).
+//! Counting happens as batches arrive: each batch's contribution (feature counts, predicted
+//! classes, label/prediction pairs, latency and errors by engine and source) is a [`rollup`] stored
+//! per model and minute, and a window's [`WindowData`] is the merge of its minutes. The `analysis`
+//! crate does the statistics. A window is read in time proportional to its minutes, never to its
+//! records or the history.
 
-mod cache;
+pub mod rollup;
 mod span;
 
 use std::collections::BTreeMap;
@@ -20,7 +20,6 @@ use analysis::window::Window;
 use serde::Serialize;
 use telemetry::{FeatureKind, FeatureProfile, Profile, Sample};
 
-pub use cache::WindowCache;
 pub use span::{Span, Width};
 
 /// What the database holds for one window of a model version.

@@ -38,6 +38,15 @@ impl Width {
         }
     }
 
+    /// This width, if it is whole minutes (windows are read from per-minute rollups).
+    pub fn whole_minutes(self) -> Result<Width, String> {
+        if self.ms % Self::MINUTE.ms == 0 {
+            Ok(self)
+        } else {
+            Err(format!("window {self}: windows are whole minutes, e.g. \"1m\" or \"5m\""))
+        }
+    }
+
     /// The window of this width that holds `at_ms`.
     pub fn containing(self, at_ms: i64) -> Span {
         let start_ms = at_ms.div_euclid(self.ms) * self.ms;
@@ -92,6 +101,8 @@ mod tests {
         assert_eq!(Width::parse("5m").unwrap().ms(), 300_000);
         assert_eq!(Width::parse("1d").unwrap().to_string(), "1d");
         assert_eq!(Width::parse("90s").unwrap().to_string(), "90s");
+        assert!(Width::parse("90s").unwrap().whole_minutes().unwrap_err().contains("whole minutes"));
+        assert_eq!(Width::parse("120s").unwrap().whole_minutes().unwrap().to_string(), "2m");
         for bad in ["", "5", "m", "5w", "0h", "-1h", "99999999999d"] {
             let e = Width::parse(bad).unwrap_err();
             assert!(e.contains("window"), "{bad}: {e}");

@@ -183,8 +183,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Revokes a key; false if there is no such live key.
     fn revoke_key(&self, id: i64) -> BoxFuture<'_, Result<bool, StoreError>>;
 
-    /// One window of a model version (all hashes of it), by event time, aggregated.
+    /// One window of a model version (all hashes of it), by event time: the merge of its minutes.
     fn window(&self, model: String, version: String, span: Span) -> BoxFuture<'_, Result<WindowData, StoreError>>;
+    /// Merges the rollup rows of every minute that got new rows after `after_id` into one row per
+    /// minute. Pass the returned `last_id` next time.
+    fn compact_rollups(&self, after_id: i64) -> BoxFuture<'_, Result<Compacted, StoreError>>;
     /// Stored alert rules: (name, JSON body).
     fn alert_rules(&self) -> BoxFuture<'_, Result<Vec<(String, String)>, StoreError>>;
     fn put_alert_rule(&self, name: String, body: String) -> BoxFuture<'_, Result<(), StoreError>>;
@@ -207,6 +210,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn claim_deliveries(&self, now_ms: i64, lease_ms: i64, limit: usize)
     -> BoxFuture<'_, Result<Vec<Due>, StoreError>>;
     fn finish_delivery(&self, id: i64, attempt: Attempt) -> BoxFuture<'_, Result<(), StoreError>>;
+}
+
+/// What a compaction pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compacted {
+    /// The highest rollup id the pass looked at.
+    pub last_id: i64,
+    /// Rows merged away.
+    pub rows_merged: u64,
 }
 
 /// The alert columns every alert query selects, in [`AlertColumns`] order.
@@ -283,16 +295,6 @@ fn attach(alerts: &mut [AlertRow], deliveries: Vec<(i64, DeliveryRow)>) {
     }
 }
 
-/// Merges the window's stored feature summaries (JSON bodies).
-fn merge_summaries(window: &mut analysis::window::Window, bodies: Vec<String>) -> Result<(), StoreError> {
-    for body in bodies {
-        let summary: telemetry::FeatureSummary = serde_json::from_str(&body)
-            .map_err(|e| StoreError::Corrupt { what: "feature summary", message: e.to_string() })?;
-        window.add(&summary);
-    }
-    Ok(())
-}
-
 /// The state and columns an attempt's outcome writes: (state, delivered_ms, next_attempt_ms, error).
 fn attempt_columns(attempt: &Attempt) -> (&'static str, Option<i64>, Option<i64>, Option<&str>) {
     match attempt {
@@ -348,6 +350,14 @@ fn truth_json(class: Option<String>, value: Option<f64>) -> Option<serde_json::V
     match (class, value) {
         (Some(class), _) => Some(serde_json::json!({ "class": class })),
         (None, Some(value)) => Some(serde_json::json!({ "value": value })),
+        (None, None) => None,
+    }
+}
+
+fn truth_of(class: Option<String>, value: Option<f64>) -> Option<telemetry::Truth> {
+    match (class, value) {
+        (Some(class), _) => Some(telemetry::Truth::Class(class)),
+        (None, Some(value)) => Some(telemetry::Truth::Value(value)),
         (None, None) => None,
     }
 }

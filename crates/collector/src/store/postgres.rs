@@ -10,19 +10,20 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use deadpool_postgres::{GenericClient, Pool, PoolConfig, Runtime};
-use telemetry::{Label, ModelRef, Record};
+use telemetry::{Label, ModelRef, Record, Truth};
 use tokio_postgres::NoTls;
 
-use analysis::performance::Regression;
+use std::collections::BTreeMap;
 
 use super::{
-    BatchRow, BoxFuture, Incoming, Ingested, MIGRATIONS, ModelSummary, Page, PageRequest, PredictionRow, RecordKind,
-    Store, StoreError,
+    BatchRow, BoxFuture, Compacted, Incoming, Ingested, MIGRATIONS, ModelSummary, Page, PageRequest, PredictionRow,
+    RecordKind, Store, StoreError,
 };
 use crate::alerts::{AlertQuery, AlertRow, AlertState, Attempt, Due, NewAlert};
 use crate::config::Database;
 use crate::keys::{KeyInfo, Role};
-use crate::monitor::{Span, Traffic, WindowData};
+use crate::monitor::rollup::{self, Predicted, Rollup};
+use crate::monitor::{Span, WindowData};
 
 /// Serializes migrations between collector processes starting at once.
 const MIGRATION_LOCK: i64 = 0x5e47_a407;
@@ -200,6 +201,23 @@ impl PostgresStore {
                 Record::Label(label) => labels.push(label.clone()),
             }
         }
+        // What the batch adds to its minutes, with the labels that came before their predictions.
+        let mut known = HashMap::new();
+        if !columns.ids.is_empty() {
+            let stmt = tx
+                .prepare_cached(
+                    "SELECT prediction_id, truth_class, truth_value FROM labels WHERE prediction_id = ANY($1)",
+                )
+                .await?;
+            for r in tx.query(&stmt, &[&columns.ids]).await? {
+                if let Some(truth) = super::truth_of(r.get(1), r.get(2)) {
+                    known.insert(r.get::<_, String>(0), truth);
+                }
+            }
+        }
+        for (minute, rollup) in rollup::of_batch(&batch, &known) {
+            insert_rollup(&tx, model_id, minute, &rollup).await?;
+        }
         if !columns.ids.is_empty() {
             let stmt = tx
                 .prepare_cached(
@@ -270,6 +288,37 @@ async fn put_labels(client: &impl GenericClient, labels: Vec<Label>, now: i64) -
     let timestamps: Vec<i64> = labels.iter().map(|l| l.timestamp_ms).collect();
     let (classes, values): (Vec<Option<&str>>, Vec<Option<f64>>) =
         labels.iter().map(|l| super::truth_columns(&l.truth)).unzip();
+    // What the labels add to their predictions' minutes: the labels they replace are locked, so two
+    // corrections of one prediction at once take back the right pair.
+    let old: HashMap<String, Truth> = client
+        .query(
+            "SELECT prediction_id, truth_class, truth_value FROM labels WHERE prediction_id = ANY($1) FOR UPDATE",
+            &[&ids],
+        )
+        .await?
+        .iter()
+        .filter_map(|r| super::truth_of(r.get(1), r.get(2)).map(|t| (r.get::<_, String>(0), t)))
+        .collect();
+    let predicted: HashMap<String, (i64, Predicted)> = client
+        .query(
+            "SELECT DISTINCT ON (prediction_id) prediction_id, model_id, timestamp_ms, label, value
+             FROM predictions WHERE prediction_id = ANY($1) ORDER BY prediction_id, seq",
+            &[&ids],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), Predicted { timestamp_ms: r.get(2), label: r.get(3), value: r.get(4) })))
+        .collect();
+    let mut rollups: BTreeMap<(i64, i64), Rollup> = BTreeMap::new();
+    for label in &labels {
+        let Some((model_id, p)) = predicted.get(&label.prediction_id) else { continue };
+        if let Some((minute, rollup)) = rollup::of_label(Some(p), old.get(&label.prediction_id), &label.truth) {
+            rollups.entry((*model_id, minute)).or_default().merge(&rollup);
+        }
+    }
+    for ((model_id, minute), rollup) in rollups {
+        insert_rollup(client, model_id, minute, &rollup).await?;
+    }
     let stmt = client
         .prepare_cached(
             "INSERT INTO labels (prediction_id, timestamp_ms, truth_class, truth_value, received_ms)
@@ -280,6 +329,17 @@ async fn put_labels(client: &impl GenericClient, labels: Vec<Label>, now: i64) -
         )
         .await?;
     Ok(client.execute(&stmt, &[&ids, &timestamps, &classes, &values, &now]).await?)
+}
+
+async fn insert_rollup(
+    client: &impl GenericClient,
+    model_id: i64,
+    minute: i64,
+    rollup: &Rollup,
+) -> Result<(), StoreError> {
+    let stmt = client.prepare_cached("INSERT INTO rollups (model_id, bucket_ms, body) VALUES ($1, $2, $3)").await?;
+    client.execute(&stmt, &[&model_id, &minute, &rollup::to_body(rollup)?]).await?;
+    Ok(())
 }
 
 fn key_from_row(row: &tokio_postgres::Row) -> KeyInfo {
@@ -539,78 +599,58 @@ impl Store for PostgresStore {
 
     fn window(&self, model: String, version: String, span: Span) -> BoxFuture<'_, Result<WindowData, StoreError>> {
         Box::pin(async move {
-            let client = self.client().await?;
-            let args: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
-                [&model, &version, &span.start_ms, &span.end_ms];
-            let models = "(SELECT id FROM models WHERE name = $1 AND version = $2)";
-            let in_span = "p.model_id IN (SELECT id FROM models WHERE name = $1 AND version = $2)
-                           AND p.timestamp_ms >= $3 AND p.timestamp_ms < $4";
-            let mut data = WindowData::default();
-            let bodies = client
+            let rows = self
+                .client()
+                .await?
                 .query(
-                    &format!(
-                        "SELECT body FROM feature_summaries
-                         WHERE model_id IN {models} AND window_start_ms >= $3 AND window_start_ms < $4"
-                    ),
-                    &args,
+                    "SELECT body FROM rollups
+                     WHERE model_id IN (SELECT id FROM models WHERE name = $1 AND version = $2)
+                       AND bucket_ms >= $3 AND bucket_ms < $4",
+                    &[&model, &version, &span.start_ms, &span.end_ms],
+                )
+                .await?;
+            Ok(rollup::merge_bodies(rows.iter().map(|r| r.get::<_, &str>(0)))?.into_window())
+        })
+    }
+
+    /// Each minute is compacted in its own transaction, its rows locked, so concurrent ingest (new
+    /// rows) and another process compacting the same minute are safe. A row committed late with an
+    /// id below `last_id` stays a row of its own until its minute is touched again: reads merge all
+    /// rows, so that costs only a little read time.
+    fn compact_rollups(&self, after_id: i64) -> BoxFuture<'_, Result<Compacted, StoreError>> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let last_id: i64 =
+                client.query_one("SELECT coalesce(max(id), $1) FROM rollups", &[&after_id]).await?.get(0);
+            let groups: Vec<(i64, i64)> = client
+                .query(
+                    "SELECT DISTINCT model_id, bucket_ms FROM rollups WHERE id > $1 AND id <= $2",
+                    &[&after_id, &last_id],
                 )
                 .await?
                 .iter()
-                .map(|r| r.get::<_, String>(0))
+                .map(|r| (r.get(0), r.get(1)))
                 .collect();
-            super::merge_summaries(&mut data.features, bodies)?;
-            let sql = format!(
-                "SELECT p.label, count(*) FROM predictions p WHERE {in_span} AND p.label IS NOT NULL GROUP BY p.label"
-            );
-            for r in client.query(&sql, &args).await? {
-                data.outputs.insert(r.get(0), r.get::<_, i64>(1).unsigned_abs());
+            let mut compacted = Compacted { last_id, rows_merged: 0 };
+            for (model_id, minute) in groups {
+                let tx = client.transaction().await?;
+                let rows = tx
+                    .query(
+                        "SELECT id, body FROM rollups WHERE model_id = $1 AND bucket_ms = $2 FOR UPDATE",
+                        &[&model_id, &minute],
+                    )
+                    .await?;
+                if rows.len() < 2 {
+                    continue;
+                }
+                let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+                let merged = rollup::merge_bodies(rows.iter().map(|r| r.get::<_, &str>(1)))?;
+                tx.execute("DELETE FROM rollups WHERE id = ANY($1)", &[&ids]).await?;
+                insert_rollup(&tx, model_id, minute, &merged).await?;
+                tx.commit().await?;
+                compacted.rows_merged += ids.len() as u64;
             }
-            let sql = format!(
-                "SELECT p.engine, b.source_kind, count(*), avg(p.latency_us)::float8, max(p.latency_us)
-                 FROM predictions p JOIN batches b ON b.seq = p.batch_seq WHERE {in_span}
-                 GROUP BY p.engine, b.source_kind ORDER BY p.engine, b.source_kind"
-            );
-            for r in client.query(&sql, &args).await? {
-                data.traffic.push(Traffic {
-                    engine: r.get(0),
-                    source: r.get(1),
-                    predictions: r.get::<_, i64>(2).unsigned_abs(),
-                    latency_mean_ms: r.get::<_, f64>(3) / 1000.0,
-                    latency_max_ms: r.get::<_, i64>(4) as f64 / 1000.0,
-                });
-            }
-            let sql = format!(
-                "SELECT kind, count(*) FROM errors
-                 WHERE model_id IN {models} AND timestamp_ms >= $3 AND timestamp_ms < $4 GROUP BY kind"
-            );
-            for r in client.query(&sql, &args).await? {
-                data.errors.insert(r.get(0), r.get::<_, i64>(1).unsigned_abs());
-            }
-            let sql = format!(
-                "SELECT l.truth_class, p.label, count(*)
-                 FROM predictions p JOIN labels l ON l.prediction_id = p.prediction_id
-                 WHERE {in_span} AND l.truth_class IS NOT NULL AND p.label IS NOT NULL
-                 GROUP BY l.truth_class, p.label"
-            );
-            for r in client.query(&sql, &args).await? {
-                data.confusion.add_n(r.get(0), r.get(1), r.get::<_, i64>(2).unsigned_abs());
-            }
-            let sql = format!(
-                "SELECT count(*), coalesce(sum(abs(p.value - l.truth_value)), 0),
-                        coalesce(sum((p.value - l.truth_value) * (p.value - l.truth_value)), 0),
-                        coalesce(sum(l.truth_value), 0), coalesce(sum(l.truth_value * l.truth_value), 0)
-                 FROM predictions p JOIN labels l ON l.prediction_id = p.prediction_id
-                 WHERE {in_span} AND l.truth_value IS NOT NULL AND p.value IS NOT NULL"
-            );
-            let r = client.query_one(&sql, &args).await?;
-            data.regression = Regression {
-                n: r.get::<_, i64>(0).unsigned_abs(),
-                sum_abs_error: r.get(1),
-                sum_squared_error: r.get(2),
-                sum_truth: r.get(3),
-                sum_truth_squared: r.get(4),
-            };
-            Ok(data)
+            Ok(compacted)
         })
     }
 

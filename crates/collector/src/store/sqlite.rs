@@ -13,15 +13,16 @@ use rusqlite::{Connection, OptionalExtension, params};
 use telemetry::{Label, Record};
 use tokio::sync::{mpsc, oneshot};
 
-use analysis::performance::Regression;
+use std::collections::{BTreeMap, HashMap};
 
 use super::{
-    BatchRow, BoxFuture, Incoming, Ingested, MIGRATIONS, ModelSummary, Page, PageRequest, PredictionRow, RecordKind,
-    Store, StoreError,
+    BatchRow, BoxFuture, Compacted, Incoming, Ingested, MIGRATIONS, ModelSummary, Page, PageRequest, PredictionRow,
+    RecordKind, Store, StoreError,
 };
 use crate::alerts::{AlertQuery, AlertRow, AlertState, Attempt, Due, NewAlert};
 use crate::keys::{KeyInfo, Role};
-use crate::monitor::{Span, Traffic, WindowData};
+use crate::monitor::rollup::{self, Predicted, Rollup};
+use crate::monitor::{Span, WindowData};
 
 /// Jobs committed in one transaction at most.
 const MAX_GROUP: usize = 256;
@@ -228,6 +229,31 @@ fn ingest(conn: &Connection, incoming: Incoming) -> Result<Ingested, StoreError>
     )?
     .execute(params![batch.session, model_id, super::clamp(batch.dropped), super::clamp(batch.unconfirmed)])?;
 
+    // What the batch adds to its minutes, with the labels that came before their predictions.
+    let ids: Vec<&str> = batch
+        .records
+        .iter()
+        .filter_map(|r| if let Record::Prediction(p) = r { Some(p.id.as_str()) } else { None })
+        .collect();
+    let mut known = HashMap::new();
+    if !ids.is_empty() {
+        let ids =
+            serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt { what: "ids", message: e.to_string() })?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT prediction_id, truth_class, truth_value FROM labels
+             WHERE prediction_id IN (SELECT value FROM json_each(?1))",
+        )?;
+        for row in stmt.query_map([ids], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))? {
+            let (id, class, value) = row?;
+            if let Some(truth) = super::truth_of(class, value) {
+                known.insert(id, truth);
+            }
+        }
+    }
+    for (minute, rollup) in rollup::of_batch(&batch, &known) {
+        insert_rollup(conn, model_id, minute, &rollup)?;
+    }
+
     let mut prediction = conn.prepare_cached(
         "INSERT INTO predictions (batch_seq, model_id, prediction_id, timestamp_ms, latency_us, engine,
                                   label, score, value, top_k)
@@ -293,12 +319,44 @@ fn put_labels(conn: &Connection, labels: Vec<Label>, now: i64) -> Result<u64, St
              truth_class = excluded.truth_class, truth_value = excluded.truth_value,
              received_ms = excluded.received_ms",
     )?;
+    let mut find_prediction = conn.prepare_cached(
+        "SELECT model_id, timestamp_ms, label, value FROM predictions WHERE prediction_id = ?1 ORDER BY seq LIMIT 1",
+    )?;
+    let mut find_label = conn.prepare_cached("SELECT truth_class, truth_value FROM labels WHERE prediction_id = ?1")?;
+    // What the labels add to their predictions' minutes.
+    let mut rollups: BTreeMap<(i64, i64), Rollup> = BTreeMap::new();
     let mut stored = 0;
     for label in labels {
+        let predicted = find_prediction
+            .query_row([&label.prediction_id], |r| {
+                Ok((r.get::<_, i64>(0)?, Predicted { timestamp_ms: r.get(1)?, label: r.get(2)?, value: r.get(3)? }))
+            })
+            .optional()?;
+        let old = find_label
+            .query_row([&label.prediction_id], |r| Ok(super::truth_of(r.get(0)?, r.get(1)?)))
+            .optional()?
+            .flatten();
+        if let Some((model_id, predicted)) = &predicted
+            && let Some((minute, rollup)) = rollup::of_label(Some(predicted), old.as_ref(), &label.truth)
+        {
+            rollups.entry((*model_id, minute)).or_default().merge(&rollup);
+        }
         let (class, value) = super::truth_columns(&label.truth);
         stored += upsert.execute(params![label.prediction_id, label.timestamp_ms, class, value, now])? as u64;
     }
+    for ((model_id, minute), rollup) in rollups {
+        insert_rollup(conn, model_id, minute, &rollup)?;
+    }
     Ok(stored)
+}
+
+fn insert_rollup(conn: &Connection, model_id: i64, minute: i64, rollup: &Rollup) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO rollups (model_id, bucket_ms, body) VALUES (?1, ?2, ?3)")?.execute(params![
+        model_id,
+        minute,
+        rollup::to_body(rollup)?
+    ])?;
+    Ok(())
 }
 
 fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyInfo> {
@@ -521,79 +579,41 @@ impl Store for SqliteStore {
 
     fn window(&self, model: String, version: String, span: Span) -> BoxFuture<'_, Result<WindowData, StoreError>> {
         Box::pin(self.read(move |conn| {
-            let models = "(SELECT id FROM models WHERE name = ?1 AND version = ?2)";
-            let args = params![model, version, span.start_ms, span.end_ms];
-            let mut data = WindowData::default();
-            let bodies = conn
-                .prepare_cached(&format!(
-                    "SELECT body FROM feature_summaries
-                     WHERE model_id IN {models} AND window_start_ms >= ?3 AND window_start_ms < ?4"
-                ))?
-                .query_map(args, |r| r.get::<_, String>(0))?
+            let mut stmt = conn.prepare_cached(
+                "SELECT body FROM rollups
+                 WHERE model_id IN (SELECT id FROM models WHERE name = ?1 AND version = ?2)
+                   AND bucket_ms >= ?3 AND bucket_ms < ?4",
+            )?;
+            let bodies = stmt
+                .query_map(params![model, version, span.start_ms, span.end_ms], |r| r.get::<_, String>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
-            super::merge_summaries(&mut data.features, bodies)?;
-            let in_span = "p.model_id IN (SELECT id FROM models WHERE name = ?1 AND version = ?2)
-                           AND p.timestamp_ms >= ?3 AND p.timestamp_ms < ?4";
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT p.label, count(*) FROM predictions p WHERE {in_span} AND p.label IS NOT NULL GROUP BY p.label"
-            ))?;
-            for row in stmt.query_map(args, |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
-                let (label, n) = row?;
-                data.outputs.insert(label, n.unsigned_abs());
+            Ok(rollup::merge_bodies(bodies.iter().map(String::as_str))?.into_window())
+        }))
+    }
+
+    fn compact_rollups(&self, after_id: i64) -> BoxFuture<'_, Result<Compacted, StoreError>> {
+        Box::pin(self.write(move |conn| {
+            let last_id: i64 = conn.query_row("SELECT coalesce(max(id), ?1) FROM rollups", [after_id], |r| r.get(0))?;
+            let groups = conn
+                .prepare_cached("SELECT DISTINCT model_id, bucket_ms FROM rollups WHERE id > ?1 AND id <= ?2")?
+                .query_map([after_id, last_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut compacted = Compacted { last_id, rows_merged: 0 };
+            for (model_id, minute) in groups {
+                let rows = conn
+                    .prepare_cached("SELECT id, body FROM rollups WHERE model_id = ?1 AND bucket_ms = ?2")?
+                    .query_map([model_id, minute], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                if rows.len() < 2 {
+                    continue;
+                }
+                let merged = rollup::merge_bodies(rows.iter().map(|(_, body)| body.as_str()))?;
+                conn.prepare_cached("DELETE FROM rollups WHERE model_id = ?1 AND bucket_ms = ?2")?
+                    .execute([model_id, minute])?;
+                insert_rollup(conn, model_id, minute, &merged)?;
+                compacted.rows_merged += rows.len() as u64;
             }
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT p.engine, b.source_kind, count(*), avg(p.latency_us), max(p.latency_us)
-                 FROM predictions p JOIN batches b ON b.seq = p.batch_seq WHERE {in_span}
-                 GROUP BY p.engine, b.source_kind ORDER BY p.engine, b.source_kind"
-            ))?;
-            for row in stmt.query_map(args, |r| {
-                Ok(Traffic {
-                    engine: r.get(0)?,
-                    source: r.get(1)?,
-                    predictions: r.get::<_, i64>(2)?.unsigned_abs(),
-                    latency_mean_ms: r.get::<_, f64>(3)? / 1000.0,
-                    latency_max_ms: r.get::<_, i64>(4)? as f64 / 1000.0,
-                })
-            })? {
-                data.traffic.push(row?);
-            }
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT kind, count(*) FROM errors
-                 WHERE model_id IN {models} AND timestamp_ms >= ?3 AND timestamp_ms < ?4 GROUP BY kind"
-            ))?;
-            for row in stmt.query_map(args, |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
-                let (kind, n) = row?;
-                data.errors.insert(kind, n.unsigned_abs());
-            }
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT l.truth_class, p.label, count(*)
-                 FROM predictions p JOIN labels l ON l.prediction_id = p.prediction_id
-                 WHERE {in_span} AND l.truth_class IS NOT NULL AND p.label IS NOT NULL
-                 GROUP BY l.truth_class, p.label"
-            ))?;
-            for row in
-                stmt.query_map(args, |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?
-            {
-                let (truth, predicted, n) = row?;
-                data.confusion.add_n(&truth, &predicted, n.unsigned_abs());
-            }
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT count(*), coalesce(sum(abs(p.value - l.truth_value)), 0),
-                        coalesce(sum((p.value - l.truth_value) * (p.value - l.truth_value)), 0),
-                        coalesce(sum(l.truth_value), 0), coalesce(sum(l.truth_value * l.truth_value), 0)
-                 FROM predictions p JOIN labels l ON l.prediction_id = p.prediction_id
-                 WHERE {in_span} AND l.truth_value IS NOT NULL AND p.value IS NOT NULL"
-            ))?;
-            data.regression = stmt.query_row(args, |r| {
-                Ok(Regression {
-                    n: r.get::<_, i64>(0)?.unsigned_abs(),
-                    sum_abs_error: r.get(1)?,
-                    sum_squared_error: r.get(2)?,
-                    sum_truth: r.get(3)?,
-                    sum_truth_squared: r.get(4)?,
-                })
-            })?;
-            Ok(data)
+            Ok(compacted)
         }))
     }
 

@@ -1,9 +1,16 @@
--- Monitoring: windows are read by event time, alert rules and alerts are kept with their history,
+-- Monitoring: per-minute rollups that windows are read from, alert rules, alerts with their history,
 -- and every webhook delivery (one per alert event and webhook) is a row with its own state, so a
 -- restart loses none.
-CREATE INDEX predictions_by_time ON predictions (model_id, timestamp_ms);
-CREATE INDEX feature_summaries_by_time ON feature_summaries (model_id, window_start_ms);
-CREATE INDEX errors_by_time ON errors (model_id, timestamp_ms);
+
+-- What each batch (and each label) added to a model's minute, by event time: a window is the merge
+-- of its minutes. Several rows of one minute are compacted into one in the background.
+CREATE TABLE rollups (
+    id        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    model_id  BIGINT NOT NULL REFERENCES models (id),
+    bucket_ms BIGINT NOT NULL,
+    body      TEXT NOT NULL
+);
+CREATE INDEX rollups_by_minute ON rollups (model_id, bucket_ms);
 
 CREATE TABLE alert_rules (
     name       TEXT PRIMARY KEY,
