@@ -616,11 +616,11 @@ impl Collector {
         let version = match &query.version {
             Some(version) => version.clone(),
             None => {
-                let models = self.store.models().await.map_err(ApiError::storage)?;
-                models
+                let versions = self.store.model_versions().await.map_err(ApiError::storage)?;
+                versions
                     .into_iter()
                     .filter(|m| m.name == model)
-                    .max_by_key(|m| m.last_received_ms)
+                    .max_by_key(|m| m.last_batch_seq)
                     .map(|m| m.version)
                     .ok_or_else(|| {
                         ApiError::new(

@@ -75,7 +75,8 @@ pub async fn evaluate(
         .into_iter()
         .map(|a| ((a.rule.clone(), a.model.clone(), a.version.clone(), a.subject.clone()), a))
         .collect();
-    let versions: BTreeSet<(String, String)> = store.models().await?.into_iter().map(|m| (m.name, m.version)).collect();
+    let versions: BTreeSet<(String, String)> =
+        store.model_versions().await?.into_iter().map(|m| (m.name, m.version)).collect();
     let mut outcome = Outcome { rules: rules.len(), model_versions: versions.len(), ..Outcome::default() };
     for (model, version) in &versions {
         let profile = match store.profile(model.clone(), version.clone()).await? {

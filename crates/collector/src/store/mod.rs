@@ -183,6 +183,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Revokes a key; false if there is no such live key.
     fn revoke_key(&self, id: i64) -> BoxFuture<'_, Result<bool, StoreError>>;
 
+    /// Every (model, version) heard from, with the version that sent the latest batch last per
+    /// model; cheap (no counting), for the evaluator and the read API.
+    fn model_versions(&self) -> BoxFuture<'_, Result<Vec<ModelVersion>, StoreError>>;
     /// One window of a model version (all hashes of it), by event time: the merge of its minutes.
     fn window(&self, model: String, version: String, span: Span) -> BoxFuture<'_, Result<WindowData, StoreError>>;
     /// Merges the rollup rows of every minute that got new rows after `after_id` into one row per
@@ -210,6 +213,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn claim_deliveries(&self, now_ms: i64, lease_ms: i64, limit: usize)
     -> BoxFuture<'_, Result<Vec<Due>, StoreError>>;
     fn finish_delivery(&self, id: i64, attempt: Attempt) -> BoxFuture<'_, Result<(), StoreError>>;
+}
+
+/// A model version, and when its latest batch came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelVersion {
+    pub name: String,
+    pub version: String,
+    pub last_batch_seq: Option<i64>,
 }
 
 /// What a compaction pass did.

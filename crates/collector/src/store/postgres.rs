@@ -16,8 +16,8 @@ use tokio_postgres::NoTls;
 use std::collections::BTreeMap;
 
 use super::{
-    BatchRow, BoxFuture, Compacted, Incoming, Ingested, MIGRATIONS, ModelSummary, Page, PageRequest, PredictionRow,
-    RecordKind, Store, StoreError,
+    BatchRow, BoxFuture, Compacted, Incoming, Ingested, MIGRATIONS, ModelSummary, ModelVersion, Page, PageRequest,
+    PredictionRow, RecordKind, Store, StoreError,
 };
 use crate::alerts::{AlertQuery, AlertRow, AlertState, Attempt, Due, NewAlert};
 use crate::config::Database;
@@ -594,6 +594,24 @@ impl Store for PostgresStore {
                 )
                 .await?;
             Ok(changed == 1)
+        })
+    }
+
+    fn model_versions(&self) -> BoxFuture<'_, Result<Vec<ModelVersion>, StoreError>> {
+        Box::pin(async move {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    "SELECT m.name, m.version, max((SELECT max(seq) FROM batches b WHERE b.model_id = m.id))
+                     FROM models m GROUP BY m.name, m.version ORDER BY m.name, m.version",
+                    &[],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| ModelVersion { name: r.get(0), version: r.get(1), last_batch_seq: r.get(2) })
+                .collect())
         })
     }
 

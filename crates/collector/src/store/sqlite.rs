@@ -16,8 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 use std::collections::{BTreeMap, HashMap};
 
 use super::{
-    BatchRow, BoxFuture, Compacted, Incoming, Ingested, MIGRATIONS, ModelSummary, Page, PageRequest, PredictionRow,
-    RecordKind, Store, StoreError,
+    BatchRow, BoxFuture, Compacted, Incoming, Ingested, MIGRATIONS, ModelSummary, ModelVersion, Page, PageRequest,
+    PredictionRow, RecordKind, Store, StoreError,
 };
 use crate::alerts::{AlertQuery, AlertRow, AlertState, Attempt, Due, NewAlert};
 use crate::keys::{KeyInfo, Role};
@@ -574,6 +574,19 @@ impl Store for SqliteStore {
                 params![crate::now_ms(), id],
             )?;
             Ok(changed == 1)
+        }))
+    }
+
+    fn model_versions(&self) -> BoxFuture<'_, Result<Vec<ModelVersion>, StoreError>> {
+        Box::pin(self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT m.name, m.version, max((SELECT max(seq) FROM batches b WHERE b.model_id = m.id))
+                 FROM models m GROUP BY m.name, m.version ORDER BY m.name, m.version",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(ModelVersion { name: r.get(0)?, version: r.get(1)?, last_batch_seq: r.get(2)? })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
         }))
     }
 
