@@ -5,7 +5,7 @@
 //!   and add 500 labelled predictions to the confusion matrix.
 //! - `collector`: the collector's own path: the batch's rollup as ingest computes it (500 labelled
 //!   predictions and a feature summary) and stores it (JSON), then the hour window re-read as the
-//!   merge of its 60 minute rollups, and the drift (vs reference and previous window), integrity
+//!   merge of its 60 minute rollups (MessagePack), and the drift (vs reference and previous window), integrity
 //!   and performance reports on it.
 
 #![allow(clippy::unwrap_used)]
@@ -118,14 +118,14 @@ fn collector_update(c: &mut Criterion) {
     let known = (0..500).map(|j| (format!("p{j}"), Truth::Class(labels[j % 3].into()))).collect();
     // The hour as stored after compaction: one rollup per minute.
     let minute = rollup::to_body(&rollup::of_batch(&batch, &known).into_values().next().unwrap()).unwrap();
-    let hour: Vec<String> = vec![minute; 60];
+    let hour: Vec<Vec<u8>> = vec![minute; 60];
     let span = Width::HOUR.containing(1_764_000_000_000);
-    let previous = rollup::merge_bodies(hour.iter().map(String::as_str)).unwrap().into_window();
+    let previous = rollup::merge_bodies(hour.iter().map(Vec::as_slice)).unwrap().into_window();
     c.bench_function("collector: ingest rollup + re-read the hour + all reports, one batch of 500", |b| {
         b.iter(|| {
             let added = rollup::of_batch(&batch, &known);
-            let bodies: Vec<String> = added.values().map(|r| rollup::to_body(r).unwrap()).collect();
-            let all = hour.iter().chain(&bodies).map(String::as_str);
+            let bodies: Vec<Vec<u8>> = added.values().map(|r| rollup::to_body(r).unwrap()).collect();
+            let all = hour.iter().chain(&bodies).map(Vec::as_slice);
             let current = rollup::merge_bodies(all).unwrap().into_window();
             let drift = monitor::drift(Some(&profile), span, &current, &previous, &Policy::default());
             let integrity = monitor::integrity(Some(&profile), span, &current);

@@ -627,7 +627,7 @@ impl Store for PostgresStore {
                     &[&model, &version, &span.start_ms, &span.end_ms],
                 )
                 .await?;
-            Ok(rollup::merge_bodies(rows.iter().map(|r| r.get::<_, &str>(0)))?.into_window())
+            Ok(rollup::merge_bodies(rows.iter().map(|r| r.get::<_, &[u8]>(0)))?.into_window())
         })
     }
 
@@ -662,7 +662,7 @@ impl Store for PostgresStore {
                     continue;
                 }
                 let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-                let merged = rollup::merge_bodies(rows.iter().map(|r| r.get::<_, &str>(1)))?;
+                let merged = rollup::merge_bodies(rows.iter().map(|r| r.get::<_, &[u8]>(1)))?;
                 tx.execute("DELETE FROM rollups WHERE id = ANY($1)", &[&ids]).await?;
                 insert_rollup(&tx, model_id, minute, &merged).await?;
                 tx.commit().await?;

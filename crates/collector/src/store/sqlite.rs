@@ -598,9 +598,9 @@ impl Store for SqliteStore {
                    AND bucket_ms >= ?3 AND bucket_ms < ?4",
             )?;
             let bodies = stmt
-                .query_map(params![model, version, span.start_ms, span.end_ms], |r| r.get::<_, String>(0))?
+                .query_map(params![model, version, span.start_ms, span.end_ms], |r| r.get::<_, Vec<u8>>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(rollup::merge_bodies(bodies.iter().map(String::as_str))?.into_window())
+            Ok(rollup::merge_bodies(bodies.iter().map(Vec::as_slice))?.into_window())
         }))
     }
 
@@ -615,12 +615,12 @@ impl Store for SqliteStore {
             for (model_id, minute) in groups {
                 let rows = conn
                     .prepare_cached("SELECT id, body FROM rollups WHERE model_id = ?1 AND bucket_ms = ?2")?
-                    .query_map([model_id, minute], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+                    .query_map([model_id, minute], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?
                     .collect::<Result<Vec<_>, _>>()?;
                 if rows.len() < 2 {
                     continue;
                 }
-                let merged = rollup::merge_bodies(rows.iter().map(|(_, body)| body.as_str()))?;
+                let merged = rollup::merge_bodies(rows.iter().map(|(_, body)| body.as_slice()))?;
                 conn.prepare_cached("DELETE FROM rollups WHERE model_id = ?1 AND bucket_ms = ?2")?
                     .execute([model_id, minute])?;
                 insert_rollup(conn, model_id, minute, &merged)?;

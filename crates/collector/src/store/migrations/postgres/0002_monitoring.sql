@@ -3,12 +3,13 @@
 -- restart loses none.
 
 -- What each batch (and each label) added to a model's minute, by event time: a window is the merge
--- of its minutes. Several rows of one minute are compacted into one in the background.
+-- of its minutes (MessagePack bodies). Several rows of one minute are compacted into one in the
+-- background.
 CREATE TABLE rollups (
     id        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     model_id  BIGINT NOT NULL REFERENCES models (id),
     bucket_ms BIGINT NOT NULL,
-    body      TEXT NOT NULL
+    body      BYTEA NOT NULL
 );
 CREATE INDEX rollups_by_minute ON rollups (model_id, bucket_ms);
 

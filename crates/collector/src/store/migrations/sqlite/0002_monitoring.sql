@@ -3,12 +3,13 @@
 -- restart loses none.
 
 -- What each batch (and each label) added to a model's minute, by event time: a window is the merge
--- of its minutes. Several rows of one minute are compacted into one in the background.
+-- of its minutes (MessagePack bodies). Several rows of one minute are compacted into one in the
+-- background.
 CREATE TABLE rollups (
     id        INTEGER PRIMARY KEY AUTOINCREMENT,
     model_id  INTEGER NOT NULL REFERENCES models (id),
     bucket_ms INTEGER NOT NULL,
-    body      TEXT NOT NULL
+    body      BLOB NOT NULL
 );
 CREATE INDEX rollups_by_minute ON rollups (model_id, bucket_ms);
 
