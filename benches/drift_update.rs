@@ -37,10 +37,9 @@ fn profile() -> Profile {
     Profile { profile_version: 1, rows: 10_000, features, target: None }
 }
 
-fn update(c: &mut Criterion) {
-    let profile = profile();
-    // One batch's feature summary, as a deployment sends it.
-    let mut summarizer = Summarizer::new(&profile, 0);
+/// One batch's feature summary (500 rows), as a deployment sends it.
+fn batch_summary(profile: &Profile) -> telemetry::Record {
+    let mut summarizer = Summarizer::new(profile, 0);
     summarizer.add_rows(500);
     for feature in &profile.features {
         match feature.kind {
@@ -50,7 +49,12 @@ fn update(c: &mut Criterion) {
             FeatureKind::Category(_) => summarizer.observe_column(&feature.name, (0..500).map(|_| Value::Text("red"))),
         }
     }
-    let telemetry::Record::Features(summary) = summarizer.take(0) else { unreachable!() };
+    summarizer.take(1_764_000_000_000)
+}
+
+fn update(c: &mut Criterion) {
+    let profile = profile();
+    let telemetry::Record::Features(summary) = batch_summary(&profile) else { unreachable!() };
     let mut window = Window::default();
     for _ in 0..100 {
         window.add(&summary);
@@ -82,16 +86,6 @@ fn collector_update(c: &mut Criterion) {
     };
 
     let profile = profile();
-    let mut summarizer = Summarizer::new(&profile, 0);
-    summarizer.add_rows(500);
-    for feature in &profile.features {
-        match feature.kind {
-            FeatureKind::Number(_) => {
-                summarizer.observe_column(&feature.name, (0..500).map(|j| Value::Number((j * 31 % 10_007) as f64)))
-            }
-            FeatureKind::Category(_) => summarizer.observe_column(&feature.name, (0..500).map(|_| Value::Text("red"))),
-        }
-    }
     let labels = ["0", "1", "2"];
     let mut records: Vec<Record> = (0..500)
         .map(|j| {
@@ -104,7 +98,7 @@ fn collector_update(c: &mut Criterion) {
             })
         })
         .collect();
-    records.push(summarizer.take(1_764_000_000_000));
+    records.push(batch_summary(&profile));
     let batch = Batch {
         schema_version: SCHEMA_VERSION,
         batch_id: "b".into(),
