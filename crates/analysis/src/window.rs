@@ -23,24 +23,27 @@ pub struct Window {
 pub const MAX_SAMPLES: usize = 10_000;
 
 impl Window {
+    /// Counts come from clients: sums saturate rather than overflow.
     pub fn add(&mut self, summary: &FeatureSummary) {
-        self.rows += summary.rows;
+        self.rows = self.rows.saturating_add(summary.rows);
         for counts in &summary.features {
             self.add_counts(counts);
         }
         for field in &summary.unexpected_fields {
-            *self.unexpected_fields.entry(field.name.clone()).or_default() += field.count;
+            let count = self.unexpected_fields.entry(field.name.clone()).or_default();
+            *count = count.saturating_add(field.count);
             self.add_samples(&field.name, &field.samples);
         }
     }
 
     pub fn merge(&mut self, other: &Window) {
-        self.rows += other.rows;
+        self.rows = self.rows.saturating_add(other.rows);
         for counts in other.features.values() {
             self.add_counts(counts);
         }
         for (name, count) in &other.unexpected_fields {
-            *self.unexpected_fields.entry(name.clone()).or_default() += count;
+            let into = self.unexpected_fields.entry(name.clone()).or_default();
+            *into = into.saturating_add(*count);
         }
         for (name, samples) in &other.unexpected_samples {
             self.add_samples(name, samples);
@@ -65,12 +68,12 @@ impl Window {
             into.bins.resize(counts.bins.len(), 0);
         }
         for (a, b) in into.bins.iter_mut().zip(&counts.bins) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
-        into.missing += counts.missing;
-        into.type_mismatch += counts.type_mismatch;
-        into.unseen += counts.unseen;
-        into.out_of_range += counts.out_of_range;
+        into.missing = into.missing.saturating_add(counts.missing);
+        into.type_mismatch = into.type_mismatch.saturating_add(counts.type_mismatch);
+        into.unseen = into.unseen.saturating_add(counts.unseen);
+        into.out_of_range = into.out_of_range.saturating_add(counts.out_of_range);
         let room = MAX_SAMPLES.saturating_sub(into.samples.len());
         into.samples.extend(counts.samples.iter().take(room).cloned());
     }

@@ -21,8 +21,9 @@ use super::{Traffic, WindowData};
 /// Rollups are kept per minute: windows are whole minutes.
 pub const BUCKET_MS: i64 = 60_000;
 
-/// The minute holding `ms`.
+/// The minute holding `ms` (a client's clock: clamped to years 0 to 9999 like every window).
 pub fn bucket(ms: i64) -> i64 {
+    let ms = ms.clamp(-super::span::MAX_TIME_MS, super::span::MAX_TIME_MS);
     ms.div_euclid(BUCKET_MS) * BUCKET_MS
 }
 
@@ -256,5 +257,7 @@ mod tests {
         assert_eq!((data.confusion.n(), data.confusion.metrics().accuracy.value), (1, 1.0));
         assert!(of_label(Some(&predicted), Some(&Truth::Class("a".into())), &Truth::Class("a".into())).is_none());
         assert!(of_label(None, None, &Truth::Class("a".into())).is_none(), "no prediction yet: its ingest counts it");
+        // A client's absurd clock neither overflows nor panics.
+        assert!(bucket(i64::MIN) < bucket(i64::MAX));
     }
 }

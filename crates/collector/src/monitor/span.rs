@@ -47,10 +47,12 @@ impl Width {
         }
     }
 
-    /// The window of this width that holds `at_ms`.
+    /// The window of this width that holds `at_ms` (clamped to years 0 to 9999, where every span
+    /// and its predecessors are representable).
     pub fn containing(self, at_ms: i64) -> Span {
+        let at_ms = at_ms.clamp(-MAX_TIME_MS, MAX_TIME_MS);
         let start_ms = at_ms.div_euclid(self.ms) * self.ms;
-        Span { start_ms, end_ms: start_ms.saturating_add(self.ms) }
+        Span { start_ms, end_ms: start_ms + self.ms }
     }
 }
 
@@ -77,6 +79,9 @@ impl std::fmt::Display for Width {
     }
 }
 
+/// Times beyond ±this (about year 9999) are clamped: far from any overflow.
+pub(crate) const MAX_TIME_MS: i64 = 253_402_300_800_000;
+
 /// `[start_ms, end_ms)` in event time (milliseconds since the Unix epoch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Span {
@@ -88,7 +93,7 @@ impl Span {
     /// The window just before this one, of the same width.
     pub fn previous(self) -> Span {
         let width = self.end_ms - self.start_ms;
-        Span { start_ms: self.start_ms - width, end_ms: self.start_ms }
+        Span { start_ms: self.start_ms.saturating_sub(width), end_ms: self.start_ms }
     }
 }
 
@@ -111,5 +116,13 @@ mod tests {
         assert_eq!(hour.containing(7_200_001), Span { start_ms: 7_200_000, end_ms: 10_800_000 });
         assert_eq!(hour.containing(-1), Span { start_ms: -3_600_000, end_ms: 0 });
         assert_eq!(hour.containing(7_200_001).previous(), Span { start_ms: 3_600_000, end_ms: 7_200_000 });
+        // Hostile times (an `at=` query) neither overflow nor panic.
+        for at in [i64::MIN, i64::MAX] {
+            let mut span = Width::parse("366d").unwrap().containing(at);
+            for _ in 0..500 {
+                span = span.previous();
+            }
+            assert!(span.start_ms < span.end_ms);
+        }
     }
 }
