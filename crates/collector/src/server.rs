@@ -255,6 +255,21 @@ async fn compact_rollups(collector: Arc<Collector>) {
     }
 }
 
+/// A query string, refused as `{"error": {"code": "bad_query", ..}}` (axum's own refusal is
+/// plain text) when it does not parse.
+struct ApiQuery<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(ApiQuery(value)),
+            Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text())),
+        }
+    }
+}
+
 /// A refusal, as the client sees it.
 #[derive(Debug)]
 pub struct ApiError {
@@ -554,7 +569,7 @@ impl PageQuery {
 async fn batches(
     State(c): State<Arc<Collector>>,
     headers: HeaderMap,
-    Query(page): Query<PageQuery>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
     c.authorize(&headers, &[Role::Read]).await?;
     let page = c.store.batches(page.request()).await.map_err(ApiError::storage)?;
@@ -565,7 +580,7 @@ async fn records(
     State(c): State<Arc<Collector>>,
     headers: HeaderMap,
     Path((model, version, kind)): Path<(String, String, String)>,
-    Query(page): Query<PageQuery>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
     c.authorize(&headers, &[Role::Read]).await?;
     let kind = match kind.as_str() {
@@ -662,7 +677,7 @@ async fn drift(
     State(c): State<Arc<Collector>>,
     headers: HeaderMap,
     Path(model): Path<String>,
-    Query(query): Query<WindowQuery>,
+    ApiQuery(query): ApiQuery<WindowQuery>,
 ) -> Result<Response, ApiError> {
     c.authorize(&headers, &[Role::Read]).await?;
     let r = c.resolve(model, &query).await?;
@@ -676,7 +691,7 @@ async fn integrity(
     State(c): State<Arc<Collector>>,
     headers: HeaderMap,
     Path(model): Path<String>,
-    Query(query): Query<WindowQuery>,
+    ApiQuery(query): ApiQuery<WindowQuery>,
 ) -> Result<Response, ApiError> {
     c.authorize(&headers, &[Role::Read]).await?;
     let r = c.resolve(model, &query).await?;
@@ -689,7 +704,7 @@ async fn performance(
     State(c): State<Arc<Collector>>,
     headers: HeaderMap,
     Path(model): Path<String>,
-    Query(query): Query<WindowQuery>,
+    ApiQuery(query): ApiQuery<WindowQuery>,
 ) -> Result<Response, ApiError> {
     c.authorize(&headers, &[Role::Read]).await?;
     let r = c.resolve(model, &query).await?;
@@ -735,7 +750,7 @@ async fn model_alerts(
     State(c): State<Arc<Collector>>,
     headers: HeaderMap,
     Path(model): Path<String>,
-    Query(query): Query<AlertsQuery>,
+    ApiQuery(query): ApiQuery<AlertsQuery>,
 ) -> Result<Response, ApiError> {
     c.authorize(&headers, &[Role::Read]).await?;
     let alerts = c.store.alerts(query.query(Some(model))?).await.map_err(ApiError::storage)?;
@@ -745,7 +760,7 @@ async fn model_alerts(
 async fn all_alerts(
     State(c): State<Arc<Collector>>,
     headers: HeaderMap,
-    Query(query): Query<AlertsQuery>,
+    ApiQuery(query): ApiQuery<AlertsQuery>,
 ) -> Result<Response, ApiError> {
     c.authorize(&headers, &[Role::Read]).await?;
     let alerts = c.store.alerts(query.query(None)?).await.map_err(ApiError::storage)?;
@@ -761,7 +776,7 @@ struct EvaluateQuery {
 async fn evaluate(
     State(c): State<Arc<Collector>>,
     headers: HeaderMap,
-    Query(query): Query<EvaluateQuery>,
+    ApiQuery(query): ApiQuery<EvaluateQuery>,
 ) -> Result<Response, ApiError> {
     c.authorize(&headers, &[Role::Admin]).await?;
     let outcome = c.evaluate_alerts(query.at.unwrap_or_else(crate::now_ms)).await.map_err(ApiError::storage)?;

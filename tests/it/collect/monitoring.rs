@@ -298,6 +298,9 @@ async fn drift_integrity_and_performance_are_read_per_window() {
         assert_eq!((status, e["error"]["code"].as_str()), (400, Some("bad_window")), "{e}");
         let (status, e) = get_json(&s.http, &s.url, &s.keys.read, "/v1/models/nope/performance").await;
         assert_eq!((status, e["error"]["code"].as_str()), (404, Some("unknown_model")), "{e}");
+        let (status, e) = get_json(&s.http, &s.url, &s.keys.read, "/v1/models/wine/drift?at=yesterday").await;
+        assert_eq!((status, e["error"]["code"].as_str()), (400, Some("bad_query")), "{e}");
+        assert!(e["error"]["message"].as_str().unwrap().contains("at"), "{e}");
         for at in [i64::MIN, i64::MAX] {
             let path = format!("/v1/models/wine/performance?window=366d&windows=500&at={at}");
             let (status, body) = get_json(&s.http, &s.url, &s.keys.read, &path).await;
