@@ -431,6 +431,25 @@ async fn alert_rules_are_managed_through_the_api() {
         assert_eq!(rules["rules"][0]["name"], "f1");
         assert_eq!(rules["rules"][0]["window"], "5m");
         assert_eq!(rules["rules"][0]["severity"], "warning");
+        // An alert of a rule that is then deleted resolves at the next evaluation.
+        let now = collector_now();
+        let rule = serde_json::json!({ "metric": "error_rate", "threshold": 0.1, "min_samples": 10 });
+        assert_eq!(put("errors", rule, &s.keys.admin).await.unwrap().status(), 200);
+        let failures = (0..20)
+            .map(|_| {
+                Record::Error(telemetry::ErrorRecord {
+                    timestamp_ms: now,
+                    kind: telemetry::ErrorKind::Inference,
+                    message: "out of memory".into(),
+                })
+            })
+            .collect();
+        send(&s, "1", "failures", failures).await;
+        assert_eq!(evaluate(&s, now).await["fired"], 1);
+        let gone = s.http.delete(format!("{}/v1/alert-rules/errors", s.url)).bearer_auth(&s.keys.admin).send();
+        assert_eq!(gone.await.unwrap().status(), 204);
+        assert_eq!(evaluate(&s, now).await["resolved"], 1, "{db:?}");
+
         let delete = || s.http.delete(format!("{}/v1/alert-rules/f1", s.url)).bearer_auth(&s.keys.admin).send();
         assert_eq!(delete().await.unwrap().status(), 204);
         assert_eq!(delete().await.unwrap().status(), 404);

@@ -145,6 +145,14 @@ pub async fn evaluate(
             }
         }
     }
+    // Alerts of rules that no longer exist (deleted, renamed) would fire forever: they resolve.
+    let names: BTreeSet<&str> = rules.iter().map(|r| r.name.as_str()).collect();
+    for alert in open.into_values().filter(|a| !names.contains(a.rule.as_str())) {
+        if store.resolve_alert(alert.id, now_ms, settings.webhooks.clone()).await? {
+            tracing::info!(rule = %alert.rule, model = %alert.model, "alert of a removed rule resolved");
+            outcome.resolved += 1;
+        }
+    }
     let firing = store.alerts(AlertQuery { model: None, firing_only: true, limit: usize::MAX }).await?;
     metrics.firing_alerts(&firing);
     Ok(outcome)

@@ -725,7 +725,7 @@ impl Store for PostgresStore {
                 .await?;
             let Some(row) = row else { return Ok(None) };
             let id: i64 = row.get(0);
-            queue_deliveries(&tx, id, AlertState::Firing, &webhooks, alert.started_ms).await?;
+            queue_deliveries(&tx, id, AlertState::Firing, &webhooks, crate::now_ms()).await?;
             tx.commit().await?;
             Ok(Some(id))
         })
@@ -747,7 +747,7 @@ impl Store for PostgresStore {
                 )
                 .await?;
             if changed == 1 {
-                queue_deliveries(&tx, id, AlertState::Resolved, &webhooks, resolved_ms).await?;
+                queue_deliveries(&tx, id, AlertState::Resolved, &webhooks, crate::now_ms()).await?;
             }
             tx.commit().await?;
             Ok(changed == 1)
@@ -868,6 +868,7 @@ async fn queue_deliveries(
     alert_id: i64,
     event: AlertState,
     webhooks: &[String],
+    // Due at once: deliveries go out now, whatever time the alert is about.
     now_ms: i64,
 ) -> Result<(), StoreError> {
     for url in webhooks {

@@ -677,7 +677,7 @@ impl Store for SqliteStore {
                 return Ok(None);
             }
             let id = conn.last_insert_rowid();
-            queue_deliveries(conn, id, AlertState::Firing, &webhooks, alert.started_ms)?;
+            queue_deliveries(conn, id, AlertState::Firing, &webhooks, crate::now_ms())?;
             Ok(Some(id))
         }))
     }
@@ -694,7 +694,7 @@ impl Store for SqliteStore {
                 params![resolved_ms, id],
             )?;
             if changed == 1 {
-                queue_deliveries(conn, id, AlertState::Resolved, &webhooks, resolved_ms)?;
+                queue_deliveries(conn, id, AlertState::Resolved, &webhooks, crate::now_ms())?;
             }
             Ok(changed == 1)
         }))
@@ -807,6 +807,7 @@ fn queue_deliveries(
     alert_id: i64,
     event: AlertState,
     webhooks: &[String],
+    // Due at once: deliveries go out now, whatever time the alert is about.
     now_ms: i64,
 ) -> Result<(), StoreError> {
     let mut stmt = conn.prepare_cached(
