@@ -413,7 +413,12 @@ async fn alerts_fire_once_reach_the_webhook_and_resolve() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alert_rules_are_managed_through_the_api() {
     for db in databases("alert_rules").await {
-        let s = serve(&db, |c| c.monitoring.rules = Vec::new()).await;
+        let s = serve(&db, |c| {
+            c.monitoring.rules = Vec::new();
+            // Evaluated on request here; the timer would race the test's steps.
+            c.monitoring.evaluate_every = collector::monitor::Width::parse("1d").unwrap();
+        })
+        .await;
         let put = |name: &str, body: serde_json::Value, key: &str| {
             s.http.put(format!("{}/v1/alert-rules/{name}", s.url)).bearer_auth(key).json(&body).send()
         };

@@ -69,8 +69,10 @@ pub async fn evaluate(
     metrics: &Metrics,
     now_ms: i64,
 ) -> Result<Outcome, StoreError> {
-    let rules = stored_rules(store).await?;
+    // Open alerts before rules: an alert fired meanwhile by another evaluator then has its rule in
+    // `rules`, and is not taken for the alert of a deleted rule.
     let open = store.alerts(AlertQuery { model: None, firing_only: true, limit: usize::MAX }).await?;
+    let rules = stored_rules(store).await?;
     let mut open: HashMap<(String, String, String, String), AlertRow> = open
         .into_iter()
         .map(|a| ((a.rule.clone(), a.model.clone(), a.version.clone(), a.subject.clone()), a))
@@ -175,7 +177,8 @@ fn signals(j: &Judged) -> ModelSignals {
 /// Runs [`evaluate`] every `settings.evaluate_every` until the collector stops.
 pub async fn run(collector: std::sync::Arc<crate::Collector>) {
     let every = std::time::Duration::from_millis(collector.config().monitoring.evaluate_every.ms().unsigned_abs());
-    let mut ticks = tokio::time::interval(every);
+    // The first pass one period after start: a collector that just started has little to judge.
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
