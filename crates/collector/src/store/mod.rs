@@ -380,6 +380,12 @@ fn truth_columns(truth: &telemetry::Truth) -> (Option<&str>, Option<f64>) {
     }
 }
 
+/// The batch's prediction records, kept on its row so `GET /v1/models` sums batches instead of
+/// counting predictions.
+fn prediction_count(batch: &Batch) -> i64 {
+    clamp(batch.records.iter().filter(|r| matches!(r, telemetry::Record::Prediction(_))).count() as u64)
+}
+
 /// Database integers are i64; counts beyond that are saturated, not wrapped.
 fn clamp(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)

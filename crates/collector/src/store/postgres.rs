@@ -118,8 +118,8 @@ impl PostgresStore {
         let insert_batch = tx
             .prepare_cached(
                 "INSERT INTO batches (batch_id, session, model_id, source_kind, source_node, sdk_version, key_id,
-                                      received_ms, records, rejected)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                      received_ms, records, rejected, predictions)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                  ON CONFLICT (batch_id) DO NOTHING RETURNING seq",
             )
             .await?;
@@ -137,6 +137,7 @@ impl PostgresStore {
                     &now,
                     &(batch.records.len() as i64),
                     &super::clamp(rejected),
+                    &super::prediction_count(&batch),
                 ],
             )
             .await?;
@@ -399,7 +400,7 @@ impl Store for PostgresStore {
                 .query(
                     "SELECT m.name, m.version, m.hash,
                         (SELECT count(*) FROM batches b WHERE b.model_id = m.id),
-                        (SELECT count(*) FROM predictions p WHERE p.model_id = m.id),
+                        (SELECT coalesce(sum(predictions), 0)::bigint FROM batches b WHERE b.model_id = m.id),
                         (SELECT count(*) FROM sessions s WHERE s.model_id = m.id),
                         (SELECT coalesce(sum(dropped), 0)::bigint FROM sessions s WHERE s.model_id = m.id),
                         (SELECT coalesce(sum(unconfirmed), 0)::bigint FROM sessions s WHERE s.model_id = m.id),

@@ -203,8 +203,8 @@ fn ingest(conn: &Connection, incoming: Incoming) -> Result<Ingested, StoreError>
     let inserted = conn
         .prepare_cached(
             "INSERT INTO batches (batch_id, session, model_id, source_kind, source_node, sdk_version, key_id,
-                                  received_ms, records, rejected)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (batch_id) DO NOTHING",
+                                  received_ms, records, rejected, predictions)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (batch_id) DO NOTHING",
         )?
         .execute(params![
             batch.batch_id,
@@ -217,6 +217,7 @@ fn ingest(conn: &Connection, incoming: Incoming) -> Result<Ingested, StoreError>
             now,
             batch.records.len() as i64,
             rejected as i64,
+            super::prediction_count(&batch),
         ])?;
     if inserted == 0 {
         return Ok(Ingested::Duplicate);
@@ -408,7 +409,7 @@ impl Store for SqliteStore {
             let mut stmt = conn.prepare(
                 "SELECT m.name, m.version, m.hash,
                     (SELECT count(*) FROM batches b WHERE b.model_id = m.id),
-                    (SELECT count(*) FROM predictions p WHERE p.model_id = m.id),
+                    (SELECT coalesce(sum(predictions), 0) FROM batches b WHERE b.model_id = m.id),
                     (SELECT count(*) FROM sessions s WHERE s.model_id = m.id),
                     (SELECT coalesce(sum(dropped), 0) FROM sessions s WHERE s.model_id = m.id),
                     (SELECT coalesce(sum(unconfirmed), 0) FROM sessions s WHERE s.model_id = m.id),

@@ -13,6 +13,11 @@ CREATE TABLE rollups (
 );
 CREATE INDEX rollups_by_minute ON rollups (model_id, bucket_ms);
 
+-- Prediction counts on batch rows: `GET /v1/models` sums batches instead of counting predictions.
+ALTER TABLE batches ADD COLUMN predictions BIGINT NOT NULL DEFAULT 0;
+UPDATE batches b SET predictions = c.n
+FROM (SELECT batch_seq, count(*) AS n FROM predictions GROUP BY batch_seq) c WHERE c.batch_seq = b.seq;
+
 CREATE TABLE alert_rules (
     name       TEXT PRIMARY KEY,
     body       TEXT NOT NULL,

@@ -13,6 +13,10 @@ CREATE TABLE rollups (
 );
 CREATE INDEX rollups_by_minute ON rollups (model_id, bucket_ms);
 
+-- Prediction counts on batch rows: `GET /v1/models` sums batches instead of counting predictions.
+ALTER TABLE batches ADD COLUMN predictions INTEGER NOT NULL DEFAULT 0;
+UPDATE batches SET predictions = (SELECT count(*) FROM predictions p WHERE p.batch_seq = batches.seq);
+
 CREATE TABLE alert_rules (
     name       TEXT PRIMARY KEY,
     body       TEXT NOT NULL,
