@@ -655,10 +655,7 @@ impl Collector {
     }
 
     async fn stored_profile(&self, r: &Resolved) -> Result<Option<telemetry::Profile>, ApiError> {
-        let body = self.store.profile(r.model.clone(), r.version.clone()).await.map_err(ApiError::storage)?;
-        body.map(|b| serde_json::from_str(&b))
-            .transpose()
-            .map_err(|e| ApiError::storage(crate::StoreError::Corrupt { what: "profile", message: e.to_string() }))
+        monitor::stored_profile(self.store(), &r.model, &r.version).await.map_err(ApiError::storage)
     }
 }
 

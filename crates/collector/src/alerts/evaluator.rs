@@ -81,15 +81,13 @@ pub async fn evaluate(
         store.model_versions().await?.into_iter().map(|m| (m.name, m.version)).collect();
     let mut outcome = Outcome { rules: rules.len(), model_versions: versions.len(), ..Outcome::default() };
     for (model, version) in &versions {
-        let profile = match store.profile(model.clone(), version.clone()).await? {
-            Some(body) => match serde_json::from_str::<Profile>(&body) {
-                Ok(profile) => Some(profile),
-                Err(e) => {
-                    tracing::warn!(%model, %version, error = %e, "the stored profile does not parse");
-                    None
-                }
-            },
-            None => None,
+        // A profile that does not parse costs its model version the drift rules, not the pass.
+        let profile = match monitor::stored_profile(store, model, version).await {
+            Err(e @ StoreError::Corrupt { .. }) => {
+                tracing::warn!(%model, %version, error = %e, "the stored profile does not parse");
+                None
+            }
+            other => other?,
         };
         let mut judged: HashMap<Width, Judged> = HashMap::new();
         let widths: BTreeSet<Width> = rules

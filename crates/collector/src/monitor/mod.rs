@@ -128,6 +128,19 @@ impl WindowPerformance {
     }
 }
 
+/// The stored reference profile of a model version, parsed; a body that does not parse is
+/// `StoreError::Corrupt`.
+pub async fn stored_profile(
+    store: &dyn crate::store::Store,
+    model: &str,
+    version: &str,
+) -> Result<Option<Profile>, crate::StoreError> {
+    let body = store.profile(model.to_owned(), version.to_owned()).await?;
+    body.map(|b| serde_json::from_str(&b))
+        .transpose()
+        .map_err(|e| crate::StoreError::Corrupt { what: "profile", message: e.to_string() })
+}
+
 /// Drift of `current` against the profile and against `previous`.
 pub fn drift(
     profile: Option<&Profile>,
