@@ -15,6 +15,7 @@ mod profile;
 mod run;
 mod table;
 mod tensor_files;
+mod web;
 
 use std::process::ExitCode;
 
@@ -45,6 +46,8 @@ enum Command {
     Drift(drift::Args),
     /// Run the telemetry collector (or manage its API keys).
     Collect(collect::Args),
+    /// Serve the web demo (www/demo), the browser package (pkg/) and the example models.
+    Web(web::Args),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Command::Profile(args) => profile::main(args),
         Command::Collect(args) => collect::main(args),
         Command::Drift(args) => drift::main(args),
+        Command::Web(args) => web::main(args),
     };
     match result {
         Ok(code) => code,

@@ -5,38 +5,15 @@
 //! Needs Node, `npm ci --prefix www` and Chromium (`SEXTANT_CHROMIUM`, else `chromium` on PATH).
 //! Without them it skips loudly, unless `SEXTANT_REQUIRE_BROWSER` is set (CI sets it).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
+use crate::browser_tools;
 use crate::collect::monitoring::{evaluate, seed_drifted};
 use crate::collect::{Served, serve, sqlite_path};
 
-fn browser_tools() -> Option<(PathBuf, PathBuf)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let chromium = std::env::var_os("SEXTANT_CHROMIUM").map(PathBuf::from).or_else(|| {
-        ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|name| {
-            std::env::var_os("PATH")?.to_str()?.split(':').map(|dir| Path::new(dir).join(name)).find(|p| p.is_file())
-        })
-    });
-    let playwright = root.join("www/node_modules/playwright-core");
-    let node = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
-    let missing = match (&chromium, playwright.is_dir(), node) {
-        (None, _, _) => "Chromium (apt-get install chromium, or set SEXTANT_CHROMIUM)",
-        (_, false, _) => "www/node_modules (npm ci --prefix www)",
-        (_, _, false) => "Node",
-        _ => return chromium.map(|c| (c, root.join("www/tests/dashboard.mjs"))),
-    };
-    assert!(
-        std::env::var_os("SEXTANT_REQUIRE_BROWSER").is_none(),
-        "SEXTANT_REQUIRE_BROWSER is set but {missing} is missing"
-    );
-    eprintln!("\n\n*** SKIPPED: {missing} is missing; the dashboard was not tested in a browser ***\n\n");
-    None
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_seeded_drift_performance_and_alerts_in_chromium() {
-    let Some((chromium, script)) = browser_tools() else { return };
+    let Some((chromium, script)) = browser_tools("dashboard.mjs", &[]) else { return };
     let db = collector::Database::Sqlite(sqlite_path("dashboard"));
     let s: Served = serve(&db, |c| {
         c.monitoring.evaluate_every = collector::monitor::Width::parse("1d").unwrap();

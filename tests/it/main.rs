@@ -9,6 +9,7 @@ mod conformance;
 mod dashboard;
 mod drift;
 mod profile;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -59,4 +60,34 @@ pub fn gpu_available() -> bool {
         return false;
     }
     true
+}
+
+/// Chromium and a `www/tests` script, or `None` (skipping loudly) where a tool is missing: Node,
+/// `npm ci --prefix www`, Chromium (`SEXTANT_CHROMIUM`, else `chromium` on PATH), or a file of
+/// `needs` (relative to the repository, e.g. the built `pkg/`). With `SEXTANT_REQUIRE_BROWSER` set
+/// (CI sets it) a missing tool fails the test instead.
+pub fn browser_tools(script: &str, needs: &[(&str, &str)]) -> Option<(PathBuf, PathBuf)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let chromium = std::env::var_os("SEXTANT_CHROMIUM").map(PathBuf::from).or_else(|| {
+        ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|name| {
+            std::env::var_os("PATH")?.to_str()?.split(':').map(|dir| Path::new(dir).join(name)).find(|p| p.is_file())
+        })
+    });
+    let node = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    let missing = if chromium.is_none() {
+        Some("Chromium (apt-get install chromium, or set SEXTANT_CHROMIUM)")
+    } else if !root.join("www/node_modules/playwright-core").is_dir() {
+        Some("www/node_modules (npm ci --prefix www)")
+    } else if !node {
+        Some("Node")
+    } else {
+        needs.iter().find(|(file, _)| !root.join(file).exists()).map(|(_, what)| *what)
+    };
+    let Some(missing) = missing else { return chromium.map(|c| (c, root.join("www/tests").join(script))) };
+    assert!(
+        std::env::var_os("SEXTANT_REQUIRE_BROWSER").is_none(),
+        "SEXTANT_REQUIRE_BROWSER is set but {missing} is missing"
+    );
+    eprintln!("\n\n*** SKIPPED: {missing} is missing; www/tests/{script} did not run in a browser ***\n\n");
+    None
 }

@@ -1,13 +1,17 @@
 //! `cargo xtask`: the project's build automation, in Rust rather than shell scripts.
 //!
-//! - `ci`: everything CI runs (fmt, clippy, tests, conformance, wasm32 builds of the runtime and
-//!   telemetry and analysis crates), so a contributor
+//! - `ci`: everything CI runs (fmt, clippy, the browser package, tests (browser tests included),
+//!   conformance, wasm32 builds of the runtime and telemetry and analysis crates), so a contributor
 //!   sees the same result locally.
 //! - `fixtures`: regenerate the runtime's test models and expected outputs (needs Python).
 //! - `conformance`: the ONNX backend test data from the `onnx` wheel, on every engine.
+//! - `web`: build the browser package into `pkg/` (wasm-bindgen, then binaryen's `wasm-opt` from
+//!   `www/node_modules`), and print what a page downloads, raw and gzip.
 //! - `wasm-size`: release sizes of the runtime for wasm32, raw and gzip, with and without the GPU engine.
 //! - `bench-compare`: `sextant bench` against onnxruntime (1 thread) and the runtime against plain
 //!   tract, side by side on squeezenet-, shufflenet- and resnet50-class models; prints the ratios.
+//! - `bench-web`: the browser package against onnxruntime-web (wasm and WebGPU execution providers)
+//!   in one headless Chromium on squeezenet- and resnet50-class models: latency and download ratios.
 //! - `bench-drift`: `sextant drift` against Evidently's DataDriftPreset on 100k + 100k seeded rows,
 //!   both verdict lists and the time and memory ratios.
 //! - `bench-collect`: the collector's load benchmark (`benches/collector_load.rs`) on SQLite and on
@@ -35,6 +39,12 @@ enum Task {
     Fixtures,
     /// Run the backend test data shipped in the `onnx` wheel (pip-installs it) on every engine.
     Conformance,
+    /// Build the browser package (crates/web) into pkg/: .wasm, JS glue, .d.ts, package.json.
+    Web {
+        /// Skip wasm-opt (faster; a larger module).
+        #[arg(long)]
+        no_opt: bool,
+    },
     /// Build the runtime for wasm32 in release and print raw and gzip sizes.
     WasmSize,
     /// Latency against onnxruntime (1 thread) and plain tract on materialised light models.
@@ -45,6 +55,12 @@ enum Task {
     },
     /// `sextant drift` against Evidently (pip-installs it) on the same seeded data; prints ratios.
     BenchDrift,
+    /// pkg/ against onnxruntime-web (npm) in headless Chromium: latency and download size ratios.
+    BenchWeb {
+        /// Timed runs per engine and model.
+        #[arg(long, default_value_t = 20)]
+        iterations: u32,
+    },
     /// Load the collector with concurrent clients on SQLite and PostgreSQL; prints records/s.
     BenchCollect {
         /// Concurrent clients.
@@ -63,10 +79,12 @@ fn main() -> Result<()> {
         Task::Ci => ci(),
         Task::Fixtures => fixtures(),
         Task::Conformance => conformance(),
+        Task::Web { no_opt } => web(!no_opt),
         Task::WasmSize => wasm_size(&WASM_BUILDS),
         Task::BenchCompare { iterations } => bench_compare(iterations),
         Task::BenchCollect { clients, seconds } => bench_collect(clients, seconds),
         Task::BenchDrift => bench_drift(),
+        Task::BenchWeb { iterations } => bench_web(iterations),
     }
 }
 
@@ -113,15 +131,18 @@ fn ci() -> Result<()> {
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     // The CPU-only runtime (wasm32-wasip2, small builds) is a configuration of its own.
     run(cargo().args(["clippy", "--package", "runtime", "--no-default-features", "--", "-D", "warnings"]))?;
-    web_deps()?;
+    let npm = web_deps()?;
+    // The browser package the web tests load (Chromium runs what ships: wasm-opt included).
+    web(npm)?;
     let tally = cargo_test()?;
     let cases = root().join("crates/runtime/test_data");
     run(cargo()
         .args(["run", "--quiet", "--", "conformance"])
         .arg(cases.join("models"))
         .arg(cases.join("conformance")))?;
-    // The builds the core must never lose; `wasm-size` adds the CPU-only browser build for comparison.
-    wasm_size(&[WASM_BUILDS[0], WASM_BUILDS[2]])?;
+    // The edge build the core must never lose (the browser build is `pkg/`, built above);
+    // `wasm-size` adds the runtime-only browser builds for comparison.
+    wasm_size(&[WASM_BUILDS[2]])?;
     for target in WASM_TARGETS {
         run(cargo().args(["build", "--package", "telemetry", "--package", "analysis", "--target", target]))?;
     }
@@ -133,13 +154,13 @@ fn ci() -> Result<()> {
 
 /// `npm ci` in `www/` (uPlot for the dashboard, playwright-core for its browser test), and a check
 /// that the copy of uPlot compiled into the collector is the pinned package's. Without npm the
-/// browser test skips (or fails, where `SEXTANT_REQUIRE_BROWSER` is set).
-fn web_deps() -> Result<()> {
+/// browser tests skip (or fail, where `SEXTANT_REQUIRE_BROWSER` is set). Returns whether npm is there.
+fn web_deps() -> Result<bool> {
     let www = root().join("www");
     let npm = Command::new("npm").arg("--version").output().is_ok_and(|o| o.status.success());
     if !npm {
-        eprintln!("xtask: npm is not installed; the dashboard's browser test will skip");
-        return Ok(());
+        eprintln!("xtask: npm is not installed; the browser tests will skip and pkg/ is not wasm-opt'ed");
+        return Ok(false);
     }
     run(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--prefix"]).arg(&www))?;
     for file in ["uPlot.iife.min.js", "uPlot.min.css"] {
@@ -154,7 +175,7 @@ fn web_deps() -> Result<()> {
             );
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 #[derive(Debug, Default)]
@@ -241,14 +262,83 @@ fn wasm_size(builds: &[WasmBuild]) -> Result<()> {
             cmd.arg("--no-default-features");
         }
         run(&mut cmd)?;
-        let wasm = target_dir().join(target).join("wasm/runtime_size.wasm");
-        let raw = std::fs::metadata(&wasm).with_context(|| format!("while reading {}", wasm.display()))?.len();
-        let gzip: u64 = output(Command::new("sh").arg("-c").arg(format!("gzip -9 -c '{}' | wc -c", wasm.display())))?
-            .parse()
-            .context("while reading the gzip size")?;
+        let (raw, gzip) = sizes(&target_dir().join(target).join("wasm/runtime_size.wasm"))?;
         println!("{label}: {raw} bytes raw, {gzip} bytes gzip");
     }
     Ok(())
+}
+
+/// Builds `crates/web` for the browser and writes `pkg/`: wasm-bindgen's glue for ES modules
+/// (`--target web`), its TypeScript types, the package's `package.json` and README, and the module
+/// shrunk by `wasm-opt` (binaryen 132 from npm: Debian's binaryen 108 breaks the module).
+fn web(optimise: bool) -> Result<()> {
+    add_wasm_targets()?;
+    let target = "wasm32-unknown-unknown";
+    run(cargo().args(["build", "--profile", "wasm", "--package", "sextant-web", "--target", target]))?;
+    let input = target_dir().join(target).join("wasm/sextant_web.wasm");
+    let pkg = root().join("pkg");
+    for entry in std::fs::read_dir(&pkg).into_iter().flatten().flatten() {
+        if entry.file_name() != ".gitkeep" {
+            std::fs::remove_file(entry.path()).with_context(|| format!("while clearing {}", entry.path().display()))?;
+        }
+    }
+    eprintln!("$ wasm-bindgen --target web --out-name sextant {}", input.display());
+    wasm_bindgen_cli_support::Bindgen::new()
+        .input_path(&input)
+        .web(true)?
+        .typescript(true)
+        // `init()` without arguments fetches `sextant_bg.wasm` beside `sextant.js`.
+        .omit_default_module_path(false)
+        .out_name("sextant")
+        .generate(&pkg)
+        .context("while generating the JS bindings")?;
+    let wasm = pkg.join("sextant_bg.wasm");
+    if optimise {
+        let wasm_opt = root().join("www/node_modules/.bin/wasm-opt");
+        if !wasm_opt.exists() {
+            bail!("{} is missing: run `npm ci --prefix www` (binaryen 132)", wasm_opt.display());
+        }
+        // The features rustc emits for this target, declared so wasm-opt keeps them.
+        run(Command::new(&wasm_opt).arg(&wasm).arg("-o").arg(&wasm).args([
+            "-Oz",
+            "--enable-simd",
+            "--enable-bulk-memory",
+            "--enable-nontrapping-float-to-int",
+            "--enable-sign-ext",
+            "--enable-mutable-globals",
+            "--enable-reference-types",
+            "--enable-multivalue",
+        ]))?;
+    }
+    let version = env!("CARGO_PKG_VERSION");
+    let manifest = serde_json::json!({
+        "name": "sextant",
+        "version": version,
+        "description": "Run ONNX models in the browser (WebGPU, with a proven-right fallback to the CPU) and report telemetry",
+        "license": "MIT OR Apache-2.0",
+        "type": "module",
+        "main": "sextant.js",
+        "types": "sextant.d.ts",
+        "files": ["sextant_bg.wasm", "sextant.js", "sextant.d.ts", "sextant_bg.wasm.d.ts", "README.md"],
+        "sideEffects": ["./snippets/*"],
+    });
+    std::fs::write(pkg.join("package.json"), serde_json::to_string_pretty(&manifest)? + "\n")?;
+    std::fs::copy(root().join("crates/web/README.md"), pkg.join("README.md"))
+        .context("while copying crates/web/README.md")?;
+    for file in ["sextant_bg.wasm", "sextant.js"] {
+        let (raw, gzip) = sizes(&pkg.join(file))?;
+        println!("pkg/{file}: {raw} bytes raw, {gzip} bytes gzip");
+    }
+    Ok(())
+}
+
+/// Raw and `gzip -9` sizes of a file.
+fn sizes(path: &Path) -> Result<(u64, u64)> {
+    let raw = std::fs::metadata(path).with_context(|| format!("while reading {}", path.display()))?.len();
+    let gzip = output(Command::new("sh").arg("-c").arg(format!("gzip -9 -c '{}' | wc -c", path.display())))?
+        .parse()
+        .context("while reading the gzip size")?;
+    Ok((raw, gzip))
 }
 
 fn bench_drift() -> Result<()> {
@@ -259,6 +349,27 @@ fn bench_drift() -> Result<()> {
         .arg(compare.join("drift_compare.py"))
         .arg(target_dir().join("release/sextant"))
         .arg(target_dir().join("drift-compare")))
+}
+
+/// The light models in Chromium through `pkg/` and through onnxruntime-web (`benches/web`).
+fn bench_web(iterations: u32) -> Result<()> {
+    let compare = root().join("benches/compare");
+    pip_install(&["-r", compare.join("requirements.txt").to_str().context("path is not UTF-8")?])?;
+    let models = target_dir().join("light-models");
+    let names = ["squeezenet", "resnet50"];
+    run(Command::new("python3").arg(compare.join("light_models.py")).arg(&models).args(names))?;
+    if !root().join("pkg/sextant_bg.wasm").is_file() {
+        web(web_deps()?)?;
+    } else {
+        eprintln!("xtask: measuring pkg/ as it is (run `cargo xtask web` first after changes)");
+    }
+    let bench = root().join("benches/web");
+    run(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--prefix"]).arg(&bench))?;
+    run(Command::new("node")
+        .arg(bench.join("bench.mjs"))
+        .arg(&models)
+        .args(names)
+        .env("SEXTANT_ITERATIONS", iterations.to_string()))
 }
 
 fn bench_collect(clients: u32, seconds: u32) -> Result<()> {

@@ -3,6 +3,7 @@
 //! | Route | Key | |
 //! |---|---|---|
 //! | `POST /v1/batches` | ingest | a telemetry batch (JSON or MessagePack, optionally gzip) |
+//! | `POST /v1/beacon?key=&encoding=` | ingest (in the query) | the same, from `navigator.sendBeacon` (no headers) |
 //! | `POST /v1/labels` | ingest | `{"labels": [..]}`: ground truth for earlier predictions |
 //! | `GET /v1/models/{m}/versions/{v}/profile` | any | the reference profile clients count against |
 //! | `PUT /v1/models/{m}/versions/{v}/profile` | admin | upload a profile (`sextant profile build`'s JSON) |
@@ -74,6 +75,7 @@ impl Collector {
     pub fn router(self: &Arc<Self>) -> Router {
         let router = Router::new()
             .route("/v1/batches", post(ingest).get(batches))
+            .route("/v1/beacon", post(beacon))
             .route("/v1/labels", post(labels))
             .route("/v1/models", get(models))
             .route("/v1/models/{model}/versions/{version}/profile", get(get_profile).put(put_profile))
@@ -125,11 +127,15 @@ impl Collector {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| {
-                self.metrics.refused("unauthorized");
-                ApiError::new(StatusCode::UNAUTHORIZED, "missing_key", "send an API key as `Authorization: Bearer …`")
-            })?;
+            .map(str::trim);
+        self.authorize_token(token, needed).await
+    }
+
+    async fn authorize_token(&self, token: Option<&str>, needed: &[Role]) -> Result<KeyInfo, ApiError> {
+        let token = token.ok_or_else(|| {
+            self.metrics.refused("unauthorized");
+            ApiError::new(StatusCode::UNAUTHORIZED, "missing_key", "send an API key as `Authorization: Bearer …`")
+        })?;
         let digest = keys::digest(token);
         let cached = self.key_cache.read().ok().and_then(|cache| {
             cache.get(&digest).filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL).map(|(key, _)| key.clone())
@@ -379,10 +385,43 @@ fn check_id(what: &str, value: &str) -> Result<(), String> {
 
 async fn ingest(State(c): State<Arc<Collector>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let key = c.authorize(&headers, &[Role::Ingest]).await?;
-    let _slot = c.admit()?;
     let format = format_of(&headers).inspect_err(|_| c.metrics.refused("unsupported_media_type"))?;
-    let bytes = read_body(&c, body).await?;
-    let batch = telemetry::decode(&bytes, format, c.config.limits()).map_err(|e| decode_error(&c, e))?;
+    store_batch(&c, key, format, body).await
+}
+
+/// What `navigator.sendBeacon` can send: no headers, so the ingest key and the encoding come in
+/// the query (`?key=…&encoding=msgpack|json`). Otherwise the same as `POST /v1/batches`.
+#[derive(Deserialize)]
+struct BeaconQuery {
+    key: Option<String>,
+    encoding: Option<String>,
+}
+
+async fn beacon(
+    State(c): State<Arc<Collector>>,
+    ApiQuery(query): ApiQuery<BeaconQuery>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let key = c.authorize_token(query.key.as_deref(), &[Role::Ingest]).await?;
+    let encoding = match query.encoding.as_deref() {
+        None | Some("msgpack") => Encoding::MessagePack,
+        Some("json") => Encoding::Json,
+        Some(other) => {
+            c.metrics.refused("unsupported_media_type");
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_content_type",
+                format!("encoding {other:?} is not msgpack or json"),
+            ));
+        }
+    };
+    store_batch(&c, key, Format { encoding, gzip: false }, body).await
+}
+
+async fn store_batch(c: &Collector, key: KeyInfo, format: Format, body: Body) -> Result<Response, ApiError> {
+    let _slot = c.admit()?;
+    let bytes = read_body(c, body).await?;
+    let batch = telemetry::decode(&bytes, format, c.config.limits()).map_err(|e| decode_error(c, e))?;
     [
         check_id("batch_id", &batch.batch_id),
         check_id("session", &batch.session),

@@ -115,6 +115,24 @@ pub struct Sealed {
     not_before_ms: i64,
 }
 
+impl Sealed {
+    /// A batch saved by an earlier client run (see [`Batcher::restore`]): what [`Sealed::records`]
+    /// and [`Sealed::attempts`] said when it was saved.
+    pub fn saved(batch_id: String, body: Vec<u8>, format: Format, records: u64, attempts: u32) -> Sealed {
+        Sealed { batch_id, body, format, records, attempts, not_before_ms: i64::MIN }
+    }
+
+    /// Records in the batch (losses are counted in records).
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Delivery attempts so far: after one, the collector may hold the batch.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+}
+
 /// Counters for the client's own health.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -297,6 +315,30 @@ impl Batcher {
     /// Sealed batches waiting for delivery.
     pub fn outbox_len(&self) -> usize {
         self.outbox.len()
+    }
+
+    /// The sealed batches waiting for delivery, oldest first: what a client saves so that they
+    /// survive a restart.
+    pub fn outbox(&self) -> impl Iterator<Item = &Sealed> {
+        self.outbox.iter()
+    }
+
+    /// Queues batches an earlier run saved, oldest first, ahead of this run's: they go out first,
+    /// with their own `batch_id`s, so the collector stores each once whatever was sent before. The
+    /// outbox bound holds: the oldest beyond it are dropped and counted.
+    pub fn restore(&mut self, saved: impl IntoIterator<Item = Sealed>) {
+        let mut saved: Vec<Sealed> = saved.into_iter().collect();
+        for batch in saved.iter_mut() {
+            batch.not_before_ms = i64::MIN;
+        }
+        let mut outbox: VecDeque<Sealed> = saved.into_iter().chain(self.outbox.drain(..)).collect();
+        while outbox.len() > self.config.max_outbox.max(1) {
+            if let Some(evicted) = outbox.pop_front() {
+                self.lose(&evicted, false);
+                self.stats.batches_evicted += 1;
+            }
+        }
+        self.outbox = outbox;
     }
 
     /// The session's loss totals: (certainly dropped, unconfirmed).

@@ -8,11 +8,13 @@
 
 mod batcher;
 mod encoding;
+mod inference;
 mod profile;
 mod schema;
 
 pub use batcher::{Batcher, BatcherConfig, MaybeSend, Outcome, PushError, RetryPolicy, Sealed, Stats, Transport};
 pub use encoding::{DecodeError, EncodeError, Encoding, Format, Limits, decode, encode, inflate};
+pub use inference::{FeatureMap, Flat, rows_and_width, summarize_outputs};
 pub use profile::{
     CategoryProfile, FeatureKind, FeatureProfile, NumberProfile, PROFILE_VERSION, Profile, Summarizer, Value,
 };

@@ -4,6 +4,7 @@
 //! numbers) or a category dictionary, with the reference counts, missing rate and moments. At the
 //! edge, [`Summarizer`] counts rows over the same bins, so only counts leave the device.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -173,9 +174,12 @@ fn count(feature: &FeatureProfile, counts: &mut FeatureCounts, value: Value<'_>,
 }
 
 /// Counts rows against a profile at the edge; [`Summarizer::take`] turns the counts into a record.
+///
+/// `P` is how it holds the profile: `&Profile` for a pass over a file, an owning pointer
+/// (`Rc<Profile>`, `Arc<Profile>`) for a summariser that lives as long as a client session.
 #[derive(Debug)]
-pub struct Summarizer<'p> {
-    profile: &'p Profile,
+pub struct Summarizer<P: Borrow<Profile>> {
+    profile: P,
     counts: Vec<FeatureCounts>,
     /// Fields the profile lacks: rows that had them, and sampled values.
     unexpected: BTreeMap<String, (u64, Vec<Sample>)>,
@@ -186,8 +190,8 @@ pub struct Summarizer<'p> {
     pending_missing: u64,
 }
 
-impl<'p> Summarizer<'p> {
-    pub fn new(profile: &'p Profile, sample_limit: usize) -> Summarizer<'p> {
+impl<P: Borrow<Profile>> Summarizer<P> {
+    pub fn new(profile: P, sample_limit: usize) -> Summarizer<P> {
         let mut summarizer = Summarizer {
             profile,
             counts: Vec::new(),
@@ -205,6 +209,7 @@ impl<'p> Summarizer<'p> {
         self.unexpected.clear();
         self.counts = self
             .profile
+            .borrow()
             .features
             .iter()
             .map(|f| FeatureCounts {
@@ -230,11 +235,11 @@ impl<'p> Summarizer<'p> {
     pub fn observe(&mut self, row: &[(&str, Value<'_>)]) {
         self.rows += 1;
         for &(name, value) in row {
-            if !self.profile.features.iter().any(|f| f.name == name) {
+            if !self.profile.borrow().features.iter().any(|f| f.name == name) {
                 self.count_unexpected(name, std::iter::once(value));
             }
         }
-        for (feature, counts) in self.profile.features.iter().zip(&mut self.counts) {
+        for (feature, counts) in self.profile.borrow().features.iter().zip(&mut self.counts) {
             let value = row.iter().find(|(name, _)| *name == feature.name).map_or(Value::Missing, |(_, v)| *v);
             count(feature, counts, value, self.sample_limit);
         }
@@ -244,9 +249,10 @@ impl<'p> Summarizer<'p> {
     /// file): the same counting as [`Summarizer::observe`]. Call [`Summarizer::add_rows`] once per
     /// batch of rows; a feature no column is given for counts as missing in them.
     pub fn observe_column<'v>(&mut self, name: &str, values: impl IntoIterator<Item = Value<'v>>) {
-        match self.profile.features.iter().position(|f| f.name == name) {
+        let features = &self.profile.borrow().features;
+        match features.iter().position(|f| f.name == name) {
             Some(i) => {
-                let (feature, counts) = (&self.profile.features[i], &mut self.counts[i]);
+                let (feature, counts) = (&features[i], &mut self.counts[i]);
                 values.into_iter().for_each(|v| count(feature, counts, v, self.sample_limit));
                 counts.missing = counts.missing.saturating_sub(self.pending_missing);
             }
@@ -284,6 +290,10 @@ impl<'p> Summarizer<'p> {
 
     pub fn rows(&self) -> u64 {
         self.rows
+    }
+
+    pub fn profile(&self) -> &Profile {
+        self.profile.borrow()
     }
 
     /// The counts since the last `take`, as a telemetry record; counting starts afresh.

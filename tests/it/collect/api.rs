@@ -62,6 +62,36 @@ async fn batches_round_trip_in_every_format_and_are_stored_once() {
     }
 }
 
+/// `navigator.sendBeacon` sets no headers: the key and the encoding ride in the query, and the
+/// body carries no Content-Type. Same idempotency as `/v1/batches`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beacons_carry_the_key_in_the_query_and_are_stored_once() {
+    let s = serve(&Database::Sqlite(sqlite_path("beacon")), |_| {}).await;
+    let beacon = async |query: &str, body: Vec<u8>| {
+        let response = s.http.post(format!("{}/v1/beacon?{query}", s.url)).body(body).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<serde_json::Value>().await.unwrap())
+    };
+    let b = batch("beacon-1", 5);
+    let msgpack = telemetry::encode(&b, MSGPACK).unwrap();
+    let key = &s.keys.ingest;
+    let (status, reply) = beacon(&format!("key={key}&encoding=msgpack"), msgpack.clone()).await;
+    assert_eq!((status, reply["status"].as_str()), (200, Some("stored")), "{reply}");
+    let (status, reply) = beacon(&format!("key={key}"), msgpack.clone()).await;
+    assert_eq!((status, reply["status"].as_str()), (200, Some("duplicate")), "msgpack is the default: {reply}");
+    let json = telemetry::encode(&batch("beacon-2", 3), JSON).unwrap();
+    let (status, reply) = beacon(&format!("key={key}&encoding=json"), json).await;
+    assert_eq!((status, reply["accepted"].as_u64()), (200, Some(3)), "{reply}");
+
+    let (status, reply) = beacon("encoding=msgpack", msgpack.clone()).await;
+    assert_eq!((status, reply["error"]["code"].as_str()), (401, Some("missing_key")), "{reply}");
+    let (status, reply) = beacon(&format!("key={}", s.keys.read), msgpack.clone()).await;
+    assert_eq!((status, reply["error"]["code"].as_str()), (403, Some("wrong_role")), "{reply}");
+    let (status, reply) = beacon(&format!("key={key}&encoding=xml"), msgpack).await;
+    assert_eq!((status, reply["error"]["code"].as_str()), (415, Some("unsupported_content_type")), "{reply}");
+    assert_eq!(stored_predictions(&s.http, &s.url, &s.keys.read).await, 8);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_records_are_named_and_the_valid_ones_stored() {
     for db in databases("partial").await {

@@ -83,6 +83,37 @@ fn a_full_outbox_drops_the_oldest_batch_and_reports_it() {
 }
 
 #[test]
+fn a_saved_outbox_goes_out_first_with_its_ids_and_within_the_bound() {
+    let mut before = batcher(1, 8);
+    for i in 0..3 {
+        before.push(prediction(i), 0).unwrap();
+    }
+    let id = before.next_due(0).unwrap().batch_id.clone();
+    before.report(&id, Outcome::Retry { after_ms: Some(60_000) }, 0, 0.0);
+    // What a client writes to disk or browser storage, and reads back after a restart.
+    let saved: Vec<_> = before
+        .outbox()
+        .map(|s| telemetry::Sealed::saved(s.batch_id.clone(), s.body.clone(), s.format, s.records(), s.attempts()))
+        .collect();
+    assert_eq!(saved.iter().map(|s| s.attempts()).collect::<Vec<_>>(), [1, 0, 0]);
+
+    let mut after = Batcher::new(
+        BatcherConfig { format: FORMAT, max_records: 1, max_outbox: 3, ..BatcherConfig::default() },
+        source(),
+        model(),
+        "next-run",
+    );
+    after.push(prediction(9), 0).unwrap();
+    after.restore(saved);
+    assert_eq!(after.outbox_len(), 3, "the bound holds");
+    assert_eq!(after.stats().batches_evicted, 1);
+    assert_eq!(after.losses(), (0, 1), "the evicted batch had been attempted: unconfirmed, not dropped");
+    let ids: Vec<_> = after.outbox().map(|s| s.batch_id.clone()).collect();
+    assert_eq!(ids, ["session-1", "session-2", "next-run-0"], "saved first, in order, due at once");
+    assert_eq!(after.next_due(0).unwrap().batch_id, "session-1");
+}
+
+#[test]
 fn retries_keep_the_id_and_back_off() {
     let mut b = batcher(1, 8);
     b.push(prediction(0), 0).unwrap();
