@@ -227,12 +227,13 @@ async fn the_browser_package_runs_models_and_delivers_telemetry_exactly_once_in_
     let offline = phase(&script, &env, "offline").await;
     assert!(offline["saved"].as_u64().unwrap() >= 1, "unsent batches are saved: {offline}");
 
-    // Back up: a new page load delivers them, each once.
+    // Back up: a new page load delivers them, each once; closing the page beacons the rest.
     collect.start().await;
     let online = phase(&script, &env, "online").await;
     assert_eq!(online["stats"]["pendingBatches"], 0, "{online}");
     assert_eq!(online["left"], 0, "nothing left in localStorage: {online}");
-    assert_eq!(until_stored(&http, &url, &keys, (12, 12)).await, (12, 12), "every prediction and label, once");
+    // Twelve, plus the two the page sent by beacon as it was closed.
+    assert_eq!(until_stored(&http, &url, &keys, (14, 14)).await, (14, 14), "every prediction and label, once");
 
     collect.stop().await;
     web.kill().await.unwrap();
@@ -266,6 +267,13 @@ fn check_api(api: &serde_json::Value) {
     expect_code("integrity", "integrity", "was expected");
     expect_code("label_without_telemetry", "telemetry", "options.telemetry");
     expect_code("released", "released", "released");
+    expect_code("huge_dims", "input_shape", "[65536, 65536, 64]");
+    expect_code("negative_dims", "bad_argument", "non-negative integers");
+    assert!(
+        api["empty_batch"] == serde_json::json!([0, 10]) || api["empty_batch"].is_string(),
+        "an empty batch gives empty outputs or an error: {}",
+        api["empty_batch"]
+    );
     assert_eq!(api["still_runs"], serde_json::json!([1, 10]), "the module still runs after every error");
     assert_eq!(api["cached"], serde_json::json!([true, true]));
 

@@ -5,7 +5,8 @@
 // - "api": the JS API on both engines against reference outputs, error codes, progress, the
 //   Cache API; then the demo page classifies samples and sends labels to the collector.
 // - "offline": the collector is down; the demo classifies and labels, then the page reloads.
-// - "online": the collector is back; a new page load delivers what the earlier ones saved.
+// - "online": the collector is back; a new page load delivers what the earlier ones saved; then
+//   two more predictions leave with the page, by sendBeacon.
 // Prints one JSON line of results (`RESULT {...}`); exits 1 on any failed check.
 //
 // Environment: SEXTANT_URL (sextant web), SEXTANT_CHROMIUM, SEXTANT_CASES (JSON file of
@@ -126,6 +127,13 @@ try {
       out.errors.invalid_model = await errorOf(() => Session.create(new Uint8Array([1, 2, 3, 4, 5])));
       out.errors.integrity = await errorOf(() => Session.create("/models/digits_mlp/model.onnx", { sha256: "0".repeat(64) }));
       out.errors.label_without_telemetry = await errorOf(() => auto.label("p", "3"));
+      // Degenerate and hostile shapes must come back as errors or results, never a trap.
+      const free = await Session.create("/models/digits_mlp/model.onnx", { backend: "cpu" });
+      out.empty_batch = await free.run({ pixels: { data: new Float32Array(0), dims: [0, 64] } })
+        .then((r) => r.outputs.probabilities.dims, (e) => e.code);
+      out.errors.huge_dims = await errorOf(() => free.run({ pixels: { data: x, dims: [65536, 65536, 64] } }));
+      out.errors.negative_dims = await errorOf(() => free.run({ pixels: { data: x, dims: [-1, 64] } }));
+      free.release();
       const still = await auto.run({ pixels: x });
       out.still_runs = still.outputs.probabilities.dims;
       auto.release();
@@ -177,6 +185,10 @@ try {
     await openDemo();
     result.stats = await page.evaluate(() => window.sextant.session().flush());
     result.left = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("sextant:outbox:")).length);
+    // Then leave the page without a flush: `pagehide` hands the open batch to sendBeacon.
+    result.beaconed = await classifyAndLabel(2);
+    await page.close({ runBeforeUnload: true });
+    await new Promise((r) => setTimeout(r, 1500));
   } else {
     throw new Error(`unknown phase ${phase}`);
   }

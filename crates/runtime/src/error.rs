@@ -29,6 +29,8 @@ pub enum Error {
     InputValue { name: String, detail: String },
     #[error("tensor shape {shape:?} holds {expected} elements, but {actual} values were given")]
     ShapeMismatch { shape: Vec<usize>, expected: usize, actual: usize },
+    #[error("tensor shape {shape:?} is larger than this platform can address, and {actual} values were given")]
+    ShapeTooLarge { shape: Vec<usize>, actual: usize },
     #[error("unsupported element type {0}")]
     UnsupportedDType(String),
     #[error("{engine} engine refused this model: {reason}")]

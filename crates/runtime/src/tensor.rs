@@ -193,11 +193,8 @@ impl Tensor {
     }
 
     pub fn from_data(shape: &[usize], data: TensorData) -> Result<Tensor> {
-        let expected = element_count(shape, data.dtype().size_of()).ok_or_else(|| Error::ShapeMismatch {
-            shape: shape.to_vec(),
-            expected: usize::MAX,
-            actual: data.len(),
-        })?;
+        let expected = element_count(shape, data.dtype().size_of())
+            .ok_or_else(|| Error::ShapeTooLarge { shape: shape.to_vec(), actual: data.len() })?;
         if expected != data.len() {
             return Err(Error::ShapeMismatch { shape: shape.to_vec(), expected, actual: data.len() });
         }

@@ -35,7 +35,9 @@ impl From<runtime::Error> for WebError {
             E::MissingInput { .. } => "missing_input",
             E::UnexpectedInput { .. } => "unexpected_input",
             E::InputDType { .. } => "input_dtype",
-            E::InputRank { .. } | E::InputDim { .. } | E::ShapeMismatch { .. } => "input_shape",
+            E::InputRank { .. } | E::InputDim { .. } | E::ShapeMismatch { .. } | E::ShapeTooLarge { .. } => {
+                "input_shape"
+            }
             E::InputValue { .. } => "input_value",
             E::UnsupportedDType(_) | E::TensorFormat { .. } => "unsupported_dtype",
             E::EngineRefused { .. } => "engine_refused",

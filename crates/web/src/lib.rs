@@ -31,7 +31,7 @@ use wasm_bindgen::prelude::wasm_bindgen;
 /// Runs when the module is instantiated: a panic (a bug) is logged with its message, not as
 /// `unreachable executed`.
 #[wasm_bindgen(start)]
-pub fn start() {
+fn start() {
     console_error_panic_hook::set_once();
 }
 
@@ -106,6 +106,33 @@ export interface SessionOptions {
   /** Keep the model in the Cache API ("sextant-models"), keyed by `sha256` if given, else the URL. */
   cache?: boolean;
   telemetry?: TelemetryOptions;
+}
+
+/** Which engine runs a session, and why any other was refused. */
+export interface EngineReport {
+  engine: "cpu" | "gpu";
+  /** The GPU adapter, when one was found. */
+  adapter: string | null;
+  /** Engines considered and refused: [engine, { kind, …details }]. */
+  refused: ["cpu" | "gpu", { kind: string; [detail: string]: unknown }][];
+  /** The GPU probe run compared with the CPU engine, per output, when it ran. */
+  probe: [string, { max_abs: number; max_rel: number; mismatched: number; total: number; structural: string | null }][] | null;
+}
+
+/** The page's telemetry counters. */
+export interface TelemetryStats {
+  records: number;
+  batchesSealed: number;
+  batchesDelivered: number;
+  batchesRejected: number;
+  batchesEvicted: number;
+  retries: number;
+  /** Sealed batches not yet acknowledged (kept in localStorage). */
+  pendingBatches: number;
+  openRecords: number;
+  /** Records certainly lost, and records in batches given up on after an unacknowledged attempt. */
+  dropped: number;
+  unconfirmed: number;
 }
 
 /** Errors thrown by this package: `code` is stable, `message` names what was expected and what came. */

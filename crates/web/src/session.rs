@@ -36,9 +36,9 @@ impl Session {
     /// Loads a model (a URL, or its bytes) and prepares it on the engine `options.backend` allows.
     pub async fn create(
         #[wasm_bindgen(unchecked_param_type = "string | URL | ArrayBuffer | Uint8Array")] model: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "SessionOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "SessionOptions")] options: Option<js_sys::Object>,
     ) -> Result<Session, JsValue> {
-        Ok(Session::create_inner(model, options).await?)
+        Ok(Session::create_inner(model, options.map_or(JsValue::UNDEFINED, JsValue::from)).await?)
     }
 
     async fn create_inner(source: JsValue, options: JsValue) -> Result<Session, WebError> {
@@ -123,7 +123,7 @@ impl Session {
     }
 
     /// The full engine report (engine, adapter, refusals, probe comparison), as a plain object.
-    #[wasm_bindgen(getter)]
+    #[wasm_bindgen(getter, unchecked_return_type = "EngineReport")]
     pub fn report(&self) -> Result<JsValue, JsValue> {
         serde_wasm_bindgen::to_value(self.inner()?.session.report())
             .map_err(|e| WebError::new("engine_failed", e.to_string()).into())
@@ -175,7 +175,7 @@ impl Session {
 
     /// Seals what telemetry holds and sends it now; resolves with the telemetry counters once the
     /// pending batches are delivered or a delivery failed (they are retried later).
-    #[wasm_bindgen(unchecked_return_type = "Promise<Record<string, number> | null>")]
+    #[wasm_bindgen(unchecked_return_type = "Promise<TelemetryStats | null>")]
     pub fn flush(&self) -> Result<Promise, JsValue> {
         let telemetry = self.inner()?.telemetry.clone();
         Ok(future_to_promise(async move {
@@ -187,7 +187,7 @@ impl Session {
     }
 
     /// Telemetry counters: records, batches sealed/delivered/pending, losses.
-    #[wasm_bindgen(js_name = telemetryStats, unchecked_return_type = "Record<string, number> | null")]
+    #[wasm_bindgen(js_name = telemetryStats, unchecked_return_type = "TelemetryStats | null")]
     pub fn telemetry_stats(&self) -> Result<JsValue, JsValue> {
         Ok(self.inner()?.telemetry.as_ref().map_or(JsValue::NULL, |t| t.stats()))
     }
