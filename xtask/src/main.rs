@@ -79,7 +79,11 @@ fn main() -> Result<()> {
         Task::Ci => ci(),
         Task::Fixtures => fixtures(),
         Task::Conformance => conformance(),
-        Task::Web { no_opt } => web(!no_opt),
+        Task::Web { no_opt } => {
+            // A fresh clone has no www/node_modules: install it for wasm-opt (and the tests).
+            let npm = no_opt || root().join("www/node_modules/.bin/wasm-opt").exists() || web_deps()?;
+            web(!no_opt && npm)
+        }
         Task::WasmSize => wasm_size(&WASM_BUILDS),
         Task::BenchCompare { iterations } => bench_compare(iterations),
         Task::BenchCollect { clients, seconds } => bench_collect(clients, seconds),
@@ -278,9 +282,13 @@ fn web(optimise: bool) -> Result<()> {
     let input = target_dir().join(target).join("wasm/sextant_web.wasm");
     let pkg = root().join("pkg");
     for entry in std::fs::read_dir(&pkg).into_iter().flatten().flatten() {
-        if entry.file_name() != ".gitkeep" {
-            std::fs::remove_file(entry.path()).with_context(|| format!("while clearing {}", entry.path().display()))?;
-        }
+        let path = entry.path();
+        let removed = match entry.file_name() == ".gitkeep" {
+            true => Ok(()),
+            false if path.is_dir() => std::fs::remove_dir_all(&path),
+            false => std::fs::remove_file(&path),
+        };
+        removed.with_context(|| format!("while clearing {}", path.display()))?;
     }
     eprintln!("$ wasm-bindgen --target web --out-name sextant {}", input.display());
     wasm_bindgen_cli_support::Bindgen::new()

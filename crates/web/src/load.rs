@@ -73,7 +73,10 @@ async fn fetch(url: &str, options: &LoadOptions) -> Result<Vec<u8>, WebError> {
     if !response.ok() {
         return Err(failed(format!("HTTP {} {}", response.status(), response.status_text())));
     }
-    let total = response.headers().get("content-length").and_then(|v| v.trim().parse::<f64>().ok());
+    // A compressed transfer's Content-Length counts compressed bytes; the stream yields decoded ones.
+    let encoded = response.headers().get("content-encoding").is_some_and(|e| e.trim() != "identity");
+    let total =
+        response.headers().get("content-length").and_then(|v| v.trim().parse::<f64>().ok()).filter(|_| !encoded);
     let progress = |loaded: usize| {
         if let Some(callback) = &options.on_progress {
             let total = total.map_or(JsValue::NULL, JsValue::from);

@@ -54,10 +54,11 @@ impl std::fmt::Debug for PageTelemetry {
     }
 }
 
-/// A run as telemetry sees it.
+/// A run as telemetry sees it: the inputs (when [`PageTelemetry::wants_inputs`]) and the output
+/// [`PageTelemetry::summarised_output`] names.
 pub(crate) struct Run<'a> {
     pub inputs: &'a [Flat<'a>],
-    pub outputs: &'a [Flat<'a>],
+    pub output: Option<Flat<'a>>,
     pub latency_us: u32,
     pub engine: telemetry::EngineKind,
 }
@@ -128,23 +129,19 @@ impl PageTelemetry {
     /// Records a run: one prediction per row of the summarised output, and the inputs' feature
     /// counts. Returns the prediction ids.
     pub(crate) fn record(&self, run: &Run<'_>) -> Vec<String> {
-        let output = match &self.output {
-            Some(name) => run.outputs.iter().find(|o| o.name == name),
-            None => run.outputs.last(),
-        };
-        let summaries = output.map(|o| telemetry::summarize_outputs(*o, self.classes.as_deref())).unwrap_or_default();
+        let summaries =
+            run.output.map(|o| telemetry::summarize_outputs(o, self.classes.as_deref())).unwrap_or_default();
         let now = js::now_ms();
         let base = js::random_id();
         let ids: Vec<String> =
             (0..summaries.len().max(1)).map(|i| if i == 0 { base.clone() } else { format!("{base}-{i}") }).collect();
-        let mut state = self.state.borrow_mut();
-        if let (Some(map), Some(summarizer)) = (&self.features, state.summarizer.as_mut()) {
+        let mut guard = self.state.borrow_mut();
+        let state = &mut *guard;
+        if let (Some(map), Some(summarizer)) = (&self.features, &mut state.summarizer) {
             if summarizer.rows() == 0 {
                 state.summary_since = now;
             }
-            if let Some(summarizer) = state.summarizer.as_mut() {
-                map.observe(summarizer, run.inputs);
-            }
+            map.observe(summarizer, run.inputs);
         }
         for (id, output) in ids.iter().zip(summaries) {
             let prediction = telemetry::Prediction {
@@ -154,11 +151,24 @@ impl PageTelemetry {
                 engine: run.engine,
                 output,
             };
-            self.push(&mut state, Record::Prediction(prediction), now);
+            self.push(state, Record::Prediction(prediction), now);
         }
-        drop(state);
+        drop(guard);
         self.save();
         ids
+    }
+
+    /// Whether runs should pass their inputs (only feature summaries read them).
+    pub(crate) fn wants_inputs(&self) -> bool {
+        self.features.is_some()
+    }
+
+    /// The output whose rows become predictions: `telemetry.output`, else the last.
+    pub(crate) fn summarised_output<'a>(&self, names: impl DoubleEndedIterator<Item = &'a str>) -> Option<&'a str> {
+        match &self.output {
+            Some(wanted) => names.into_iter().find(|n| n == wanted),
+            None => names.last(),
+        }
     }
 
     /// Records a failed run.

@@ -204,9 +204,10 @@ impl Session {
 
 impl Inner {
     async fn run(&self, inputs: Vec<(String, Tensor)>) -> Result<JsValue, WebError> {
+        // Copied before the run consumes them, and only when feature summaries will read them.
         let flat_inputs: Vec<Flattened> = match &self.telemetry {
-            Some(_) => inputs.iter().map(|(n, t)| flatten(n, t)).collect(),
-            None => Vec::new(),
+            Some(t) if t.wants_inputs() => inputs.iter().map(|(n, t)| flatten(n, t)).collect(),
+            _ => Vec::new(),
         };
         let started = js::precise_ms();
         let outputs = self.session.run(inputs).await?;
@@ -215,15 +216,17 @@ impl Inner {
         let ids = match &self.telemetry {
             None => Vec::new(),
             Some(t) => {
-                let flat_outputs: Vec<_> = outputs.iter().map(|(n, t)| flatten(n, t)).collect();
+                let summarised = t
+                    .summarised_output(outputs.iter().map(|(n, _)| n.as_str()))
+                    .and_then(|name| outputs.iter().find(|(n, _)| n == name))
+                    .map(|(n, t)| flatten(n, t));
                 let inputs: Vec<_> = flat_inputs.iter().map(as_flat).collect();
-                let outputs: Vec<_> = flat_outputs.iter().map(as_flat).collect();
                 let engine = match self.session.engine() {
                     Engine::Gpu => telemetry::EngineKind::Gpu,
                     Engine::Cpu => telemetry::EngineKind::Cpu,
                 };
                 let latency_us = (latency_ms * 1000.0).clamp(0.0, u32::MAX as f64) as u32;
-                t.record(&Run { inputs: &inputs, outputs: &outputs, latency_us, engine })
+                t.record(&Run { inputs: &inputs, output: summarised.as_ref().map(as_flat), latency_us, engine })
             }
         };
         let ids = if ids.is_empty() { vec![js::random_id()] } else { ids };
