@@ -8,6 +8,7 @@ mod check;
 mod collect;
 mod conformance;
 mod drift;
+mod edge;
 mod html;
 mod inspect;
 mod options;
@@ -46,6 +47,8 @@ enum Command {
     Drift(drift::Args),
     /// Run the telemetry collector (or manage its API keys).
     Collect(collect::Args),
+    /// Serve models over the Open Inference Protocol (KServe v2) from a TOML configuration.
+    Edge(edge::Args),
     /// Serve the web demo (www/demo), the browser package (pkg/) and the example models.
     Web(web::Args),
 }
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Collect(args) => collect::main(args),
         Command::Drift(args) => drift::main(args),
         Command::Web(args) => web::main(args),
+        Command::Edge(args) => edge::main(args),
     };
     match result {
         Ok(code) => code,

@@ -8,6 +8,7 @@ mod collect;
 mod conformance;
 mod dashboard;
 mod drift;
+mod edge;
 mod profile;
 mod web;
 
