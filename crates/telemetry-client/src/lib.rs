@@ -8,6 +8,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod spool;
+
+pub use spool::{Spool, SpoolError};
 use telemetry::{Batcher, Outcome, PushError, Record, Sealed, Stats, Transport};
 use tokio::sync::{Notify, watch};
 
@@ -79,10 +82,29 @@ impl Transport for HttpTransport {
 /// A batcher delivered in the background. Pushing never waits for the network.
 #[derive(Debug)]
 pub struct Shipper {
-    batcher: Arc<Mutex<Batcher>>,
+    state: Arc<Mutex<State>>,
     wake: Arc<Notify>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// The batcher and, when spooling, the folder that mirrors its outbox.
+#[derive(Debug)]
+struct State {
+    batcher: Batcher,
+    spool: Option<Spool>,
+}
+
+impl State {
+    /// Brings the spool in line with the outbox after anything that may have changed it. A disk
+    /// that fails costs only the persistence: batches stay in memory and are still sent.
+    fn sync(&mut self) {
+        if let Some(spool) = &mut self.spool
+            && let Err(e) = spool.sync(&self.batcher)
+        {
+            tracing::error!(error = %e, "could not spool telemetry; unsent batches will not survive a restart");
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,18 +121,42 @@ impl Shipper {
     where
         T: Transport + Send + Sync + 'static,
     {
-        let batcher = Arc::new(Mutex::new(batcher));
+        Shipper::start(State { batcher, spool: None }, transport)
+    }
+
+    /// Like [`Shipper::spawn`], with every unsent batch also kept in `dir` (see [`Spool`]): what an
+    /// earlier run left there goes out first, with its original ids.
+    pub fn spawn_spooled<T>(mut batcher: Batcher, transport: T, dir: &std::path::Path) -> Result<Shipper, SpoolError>
+    where
+        T: Transport + Send + Sync + 'static,
+    {
+        let (spool, saved) = Spool::open(dir)?;
+        if !saved.is_empty() {
+            tracing::info!(batches = saved.len(), dir = %dir.display(), "resending spooled telemetry");
+        }
+        batcher.restore(saved);
+        let mut state = State { batcher, spool: Some(spool) };
+        state.sync();
+        Ok(Shipper::start(state, transport))
+    }
+
+    fn start<T>(state: State, transport: T) -> Shipper
+    where
+        T: Transport + Send + Sync + 'static,
+    {
+        let state = Arc::new(Mutex::new(state));
         let wake = Arc::new(Notify::new());
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(deliver(batcher.clone(), transport, wake.clone(), stopped));
-        Shipper { batcher, wake, stop, task }
+        let task = tokio::spawn(deliver(state.clone(), transport, wake.clone(), stopped));
+        Shipper { state, wake, stop, task }
     }
 
     pub fn push(&self, record: Record) -> Result<(), ShipError> {
-        let mut batcher = self.batcher.lock().map_err(|_| ShipError::Poisoned)?;
-        let sealed_before = batcher.outbox_len();
-        batcher.push(record, now_ms())?;
-        if batcher.outbox_len() != sealed_before {
+        let mut state = self.state.lock().map_err(|_| ShipError::Poisoned)?;
+        let sealed_before = state.batcher.outbox_len();
+        state.batcher.push(record, now_ms())?;
+        if state.batcher.outbox_len() != sealed_before {
+            state.sync();
             self.wake.notify_one();
         }
         Ok(())
@@ -119,13 +165,14 @@ impl Shipper {
     /// Seals what is open and waits until every batch is delivered or given up on, or `timeout`
     /// passes. True when nothing is left to send.
     pub async fn flush(&self, timeout: Duration) -> bool {
-        if let Ok(mut batcher) = self.batcher.lock() {
-            let _ = batcher.seal();
+        if let Ok(mut state) = self.state.lock() {
+            let _ = state.batcher.seal();
+            state.sync();
         }
         self.wake.notify_one();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let pending = self.batcher.lock().map_or(0, |b| b.outbox_len() + b.open_len());
+            let pending = self.state.lock().map_or(0, |s| s.batcher.outbox_len() + s.batcher.open_len());
             if pending == 0 {
                 return true;
             }
@@ -137,15 +184,21 @@ impl Shipper {
     }
 
     pub fn stats(&self) -> Stats {
-        self.batcher.lock().map(|b| b.stats()).unwrap_or_default()
+        self.state.lock().map(|s| s.batcher.stats()).unwrap_or_default()
     }
 
     /// The session's loss totals: (certainly dropped, unconfirmed).
     pub fn losses(&self) -> (u64, u64) {
-        self.batcher.lock().map(|b| b.losses()).unwrap_or_default()
+        self.state.lock().map(|s| s.batcher.losses()).unwrap_or_default()
     }
 
-    /// Flushes for up to `timeout`, then stops the delivery task.
+    /// Batches waiting on disk (0 without a spool).
+    pub fn spooled(&self) -> usize {
+        self.state.lock().map_or(0, |s| s.spool.as_ref().map_or(0, Spool::len))
+    }
+
+    /// Flushes for up to `timeout`, then stops the delivery task. With a spool, whatever is
+    /// still unsent stays on disk for the next run.
     pub async fn close(self, timeout: Duration) -> Stats {
         self.flush(timeout).await;
         let stats = self.stats();
@@ -156,7 +209,7 @@ impl Shipper {
 }
 
 async fn deliver<T: Transport + Send + Sync>(
-    batcher: Arc<Mutex<Batcher>>,
+    state: Arc<Mutex<State>>,
     transport: T,
     wake: Arc<Notify>,
     mut stopped: watch::Receiver<bool>,
@@ -164,21 +217,29 @@ async fn deliver<T: Transport + Send + Sync>(
     loop {
         let now = now_ms();
         let (due, wait_ms) = {
-            let Ok(mut b) = batcher.lock() else { return };
-            if let Err(e) = b.tick(now) {
+            let Ok(mut s) = state.lock() else { return };
+            let sealed_before = s.batcher.outbox_len();
+            if let Err(e) = s.batcher.tick(now) {
                 tracing::error!(error = %e, "could not seal a telemetry batch");
             }
-            let due = b.next_due(now).cloned();
-            let next = [b.next_due_at(), b.next_seal_at()].into_iter().flatten().min();
+            if s.batcher.outbox_len() != sealed_before {
+                s.sync();
+            }
+            let due = s.batcher.next_due(now).cloned();
+            let next = [s.batcher.next_due_at(), s.batcher.next_seal_at()].into_iter().flatten().min();
             (due, next.map_or(1000, |at| at.saturating_sub(now).clamp(1, 1000)))
         };
         if let Some(batch) = due {
-            let outcome = transport.send(&batch).await;
+            let outcome = tokio::select! {
+                outcome = transport.send(&batch) => outcome,
+                _ = stopped.changed() => return,
+            };
             if let Outcome::Rejected { reason } = &outcome {
                 tracing::warn!(batch = %batch.batch_id, %reason, "collector refused a telemetry batch");
             }
-            if let Ok(mut b) = batcher.lock() {
-                b.report(&batch.batch_id, outcome, now_ms(), jitter());
+            if let Ok(mut s) = state.lock() {
+                s.batcher.report(&batch.batch_id, outcome, now_ms(), jitter());
+                s.sync();
             }
             continue;
         }

@@ -351,3 +351,63 @@ async fn the_native_shipper_delivers_every_record_once() {
         assert_eq!(stored_predictions(&s.http, &s.url, &s.keys.read).await, 1050, "{db:?}");
     }
 }
+
+/// The edge host's outage story: a collector that is down, a process that restarts (twice) while
+/// it is, and then every record arrives once, from the spool, with the original batch ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spooled_telemetry_survives_an_outage_and_restarts() {
+    let s = serve(&Database::Sqlite(sqlite_path("spool")), |_| {}).await;
+    let spool = std::env::temp_dir().join(format!("sextant-spool-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&spool);
+    let down = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let start = |session: &str, url: &str| {
+        let batcher = telemetry::Batcher::new(
+            telemetry::BatcherConfig { max_records: 100, ..Default::default() },
+            Source { kind: SourceKind::Edge, node: "gw-1".into(), sdk_version: "0.1.0".into() },
+            model(),
+            session,
+        );
+        telemetry_client::Shipper::spawn_spooled(
+            batcher,
+            telemetry_client::HttpTransport::new(url, &s.keys.ingest),
+            &spool,
+        )
+        .unwrap()
+    };
+    let spooled_files = || {
+        std::fs::read_dir(&spool)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().unwrap() == "batch")
+            .count()
+    };
+
+    let first = start("run-1", &down);
+    for record in batch("spooled-1", 450).records {
+        first.push(record).unwrap();
+    }
+    assert_eq!(first.close(std::time::Duration::from_millis(300)).await.batches_delivered, 0);
+    assert_eq!(spooled_files(), 5, "four full batches and the sealed rest");
+
+    // Restarted, still down: the spool is read back and grows.
+    let second = start("run-2", &down);
+    assert_eq!(second.spooled(), 5);
+    for record in batch("spooled-2", 50).records {
+        second.push(record).unwrap();
+    }
+    second.close(std::time::Duration::from_millis(300)).await;
+    assert_eq!(spooled_files(), 6);
+
+    // Restarted with the collector reachable: everything goes, once, and the spool empties.
+    let third = start("run-3", &s.url);
+    assert!(third.flush(std::time::Duration::from_secs(20)).await, "the spool drains");
+    assert_eq!(third.spooled(), 0);
+    assert_eq!(spooled_files(), 0);
+    third.close(std::time::Duration::from_secs(1)).await;
+    assert_eq!(stored_predictions(&s.http, &s.url, &s.keys.read).await, 500);
+    let ids = stored_batch_ids(&s.http, &s.url, &s.keys.read).await;
+    assert_eq!(ids.len(), 6, "{ids:?}");
+    assert!(ids.iter().take(5).all(|id| id.starts_with("run-1-")) && ids[5] == "run-2-0", "in order: {ids:?}");
+}
