@@ -32,3 +32,96 @@ async fn the_edge_host_serves_a_configured_model() {
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("edge.toml") && run.stderr.contains("\"a b\""), "{}", run.stderr);
 }
+
+/// Runs the host in-process until `stop` fires; returns its URL and the task (which ends after the
+/// final telemetry flush).
+async fn start_host(
+    config: &std::path::Path,
+) -> (String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let config = edge::Config::load(config).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        edge::serve(&config, listener, async move {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    (url, stop, task)
+}
+
+/// Every inference is telemetry: through a collector outage and a host restart, each prediction
+/// arrives once, from the spool, and feature counts follow once the profile can be fetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_hosts_telemetry_survives_an_outage_and_a_restart() {
+    use crate::collect::{get_json, serve, sqlite_path, stored_batch_ids, stored_predictions};
+    use collector::Database;
+    let s = serve(&Database::Sqlite(sqlite_path("edge-telemetry")), |_| {}).await;
+    let put = s
+        .http
+        .put(format!("{}/v1/models/digits/versions/1/profile", s.url))
+        .bearer_auth(&s.keys.admin)
+        .json(&crate::web::digits_profile())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 204);
+    let dir = std::env::temp_dir().join(format!("sextant-edge-telemetry-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("edge.toml");
+    let write = |collector: &str| {
+        let model = fixture("digits_mlp/model.onnx");
+        let text = format!(
+            "node = \"gw-1\"\n[collector]\nurl = \"{collector}\"\nkey = \"{}\"\n[[models]]\nname = \"digits\"\npath = {model:?}\nbackend = \"cpu\"\nclasses = [\"0\",\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]\n",
+            s.keys.ingest
+        );
+        std::fs::write(&config, text).unwrap();
+    };
+    let infer = async |url: &str, rows: usize| {
+        let body = serde_json::json!({ "inputs": [{ "name": "pixels", "shape": [rows, 64], "datatype": "FP32", "data": vec![3.0; rows * 64] }] });
+        let reply: serde_json::Value = s
+            .http
+            .post(format!("{url}/v2/models/digits/infer"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        reply["parameters"]["prediction_ids"].as_array().map_or(0, Vec::len)
+    };
+
+    // The collector is unreachable: inferences still answer; their telemetry is spooled.
+    let down = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    write(&down);
+    let (url, stop, task) = start_host(&config).await;
+    assert_eq!(infer(&url, 3).await, 3, "one prediction id per row");
+    assert_eq!(infer(&url, 3).await, 3);
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    let spooled = std::fs::read_dir(dir.join("spool/digits")).unwrap().count();
+    assert!(spooled >= 1, "the telemetry waits on disk");
+
+    // Restarted, reachable: the spool drains first, then new telemetry follows, with features.
+    write(&s.url);
+    let (url, stop, task) = start_host(&config).await;
+    assert_eq!(infer(&url, 1).await, 1);
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    assert_eq!(stored_predictions(&s.http, &s.url, &s.keys.read).await, 7, "each prediction once");
+    let ids = stored_batch_ids(&s.http, &s.url, &s.keys.read).await;
+    let mut unique = ids.clone();
+    unique.dedup();
+    assert_eq!(ids, unique);
+    assert_eq!(std::fs::read_dir(dir.join("spool/digits")).unwrap().count(), 0, "the spool is empty");
+    let (_, features) = get_json(&s.http, &s.url, &s.keys.read, "/v1/models/digits/versions/1/features").await;
+    let rows: u64 = features["items"].as_array().unwrap().iter().map(|f| f["rows"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(rows, 1, "feature counts once the profile could be fetched: {features}");
+}

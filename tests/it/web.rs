@@ -90,7 +90,7 @@ fn reference_cases(dir: &Path) -> PathBuf {
 }
 
 /// A reference profile of the 64 pixels, from the held-out digits the demo offers as samples.
-fn digits_profile() -> Profile {
+pub(crate) fn digits_profile() -> Profile {
     let bytes = std::fs::read(fixture("digits_mlp/test_data_set_0/input_0.pb")).unwrap();
     let pixels = runtime::onnx_pb::decode(&bytes).unwrap().data().to_f64_vec();
     let rows = pixels.len() / 64;

@@ -16,6 +16,12 @@
 //! version = "1"                 # default: the model's `version` metadata, else "1"
 //! backend = "auto"              # auto | gpu | cpu
 //! dims = { N = 1 }
+//! classes = ["0", "1", "2"]     # telemetry: class names by index
+//!
+//! [collector]                   # optional: telemetry for every model
+//! url = "https://collector.example.com"
+//! key = "sxt_…"                 # an ingest key
+//! spool = "spool"               # unsent batches survive outages and restarts here
 //! ```
 
 use std::collections::BTreeMap;
@@ -35,8 +41,26 @@ pub struct Config {
     pub listen: SocketAddr,
     #[serde(default)]
     pub limits: Limits,
+    /// Where telemetry goes; none without it.
+    pub collector: Option<CollectorConfig>,
     #[serde(default)]
     pub models: Vec<ModelConfig>,
+}
+
+/// The collector every model's telemetry goes to, and the folder that keeps it through outages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorConfig {
+    pub url: String,
+    /// An ingest key.
+    pub key: String,
+    /// Unsent batches, one folder per model (relative to the file; default `spool`).
+    #[serde(default = "default_spool")]
+    pub spool: PathBuf,
+}
+
+fn default_spool() -> PathBuf {
+    PathBuf::from("spool")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -64,6 +88,10 @@ pub struct ModelConfig {
     pub backend: BackendChoice,
     #[serde(default)]
     pub dims: BTreeMap<String, u64>,
+    /// Class names by index, for telemetry's prediction summaries.
+    pub classes: Option<Vec<String>>,
+    /// The output whose rows telemetry summarises (default: the last).
+    pub output: Option<String>,
 }
 
 fn default_node() -> String {
@@ -97,6 +125,9 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         for model in &mut config.models {
             model.path = base.join(&model.path);
+        }
+        if let Some(collector) = &mut config.collector {
+            collector.spool = base.join(&collector.spool);
         }
         config.validate().map_err(invalid)?;
         Ok(config)

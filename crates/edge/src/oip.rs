@@ -32,6 +32,8 @@ pub(crate) struct InferResponse {
     pub model_version: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<serde_json::Value>,
     pub outputs: Vec<ResponseOutput>,
 }
 

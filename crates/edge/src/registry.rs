@@ -17,6 +17,8 @@ pub struct Served {
     /// `sha256:` and the file's hex digest.
     pub hash: String,
     pub session: Arc<Session>,
+    /// Telemetry, when a collector is configured.
+    pub(crate) recording: Option<crate::recording::Recording>,
 }
 
 #[derive(Debug, Default)]
@@ -33,6 +35,12 @@ pub enum LoadError {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    #[error("model {name:?}: {source}")]
+    Spool {
+        name: String,
+        #[source]
+        source: telemetry_client::SpoolError,
     },
     #[error("model {name:?} ({path}): {source}")]
     Runtime {
@@ -65,7 +73,18 @@ impl Registry {
             let hash =
                 format!("sha256:{}", Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect::<String>());
             tracing::info!(model = %m.name, %version, engine = %session.engine(), "model loaded");
-            let served = Served { name: m.name.clone(), version, hash, session: Arc::new(session) };
+            let recording = match &config.collector {
+                None => None,
+                Some(collector) => {
+                    let model_ref =
+                        telemetry::ModelRef { name: m.name.clone(), version: version.clone(), hash: hash.clone() };
+                    let recording = crate::recording::Recording::start(collector, &config.node, m, model_ref, &session)
+                        .await
+                        .map_err(|source| LoadError::Spool { name: m.name.clone(), source })?;
+                    Some(recording)
+                }
+            };
+            let served = Served { name: m.name.clone(), version, hash, session: Arc::new(session), recording };
             models.insert(m.name.clone(), Arc::new(served));
         }
         Ok(Registry { models })

@@ -6,7 +6,7 @@
 //! | `GET /v2` | server metadata |
 //! | `GET /v2/models/{m}[/versions/{v}]` | model metadata: inputs and outputs with datatypes and shapes (-1: free) |
 //! | `GET /v2/models/{m}[/versions/{v}]/ready` | 200 when the model is served |
-//! | `POST /v2/models/{m}[/versions/{v}]/infer` | `{"inputs": [{name, shape, datatype, data}], "outputs"?: [{name}]}` |
+//! | `POST /v2/models/{m}[/versions/{v}]/infer` | `{"inputs": [{name, shape, datatype, data}], "outputs"?: [{name}]}`; with telemetry the answer's `parameters.prediction_ids` name each row's prediction (for labels) |
 //!
 //! Refusals are `{"error": "<message>"}`: 400 for a request that does not fit the model, 404 for an
 //! unknown model or version, 413 for a body over the limit, 503 when the pool is full, 504 when an
@@ -29,7 +29,7 @@ use crate::pool::{Pool, PoolError};
 use crate::registry::{Registry, Served};
 
 struct Host {
-    registry: Registry,
+    registry: Arc<Registry>,
     pool: Pool,
 }
 
@@ -58,7 +58,7 @@ impl From<PoolError> for Refusal {
 }
 
 /// The routes over loaded models.
-pub fn router(config: &Config, registry: Registry) -> Router {
+pub fn router(config: &Config, registry: Arc<Registry>) -> Router {
     let host = Arc::new(Host { registry, pool: Pool::new(&config.limits) });
     Router::new()
         .route("/v2/health/live", get(|| async { Json(serde_json::json!({ "live": true })) }))
@@ -81,10 +81,16 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), crate::LoadError> {
-    let registry = Registry::load(config).await?;
-    let app = router(config, registry);
+    let registry = Arc::new(Registry::load(config).await?);
+    let app = router(config, registry.clone());
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
         tracing::error!(error = %e, "the edge host stopped serving");
+    }
+    // What is not delivered in time stays spooled for the next start.
+    for served in registry.iter() {
+        if let Some(recording) = &served.recording {
+            recording.flush(std::time::Duration::from_secs(5)).await;
+        }
     }
     Ok(())
 }
@@ -143,7 +149,24 @@ async fn infer(
         let names: Vec<&str> = served.session.outputs().iter().map(|o| o.name.as_str()).collect();
         return Err(Refusal(StatusCode::BAD_REQUEST, format!("unknown output `{unknown}`; the model has {names:?}")));
     }
-    let outputs = host.pool.run(served.session.clone(), inputs).await?;
+    let recorded_inputs = served.recording.as_ref().map(|r| r.inputs(&inputs)).unwrap_or_default();
+    let started = tokio::time::Instant::now();
+    let outputs = match host.pool.run(served.session.clone(), inputs).await {
+        Ok(outputs) => outputs,
+        Err(e) => {
+            let refusal = Refusal::from(e);
+            if let Some(recording) = &served.recording {
+                let kind = match refusal.0 {
+                    StatusCode::BAD_REQUEST => telemetry::ErrorKind::RejectedInput,
+                    _ => telemetry::ErrorKind::Inference,
+                };
+                recording.error(kind, &refusal.1);
+            }
+            return Err(refusal);
+        }
+    };
+    let gpu = served.session.engine() == runtime::Engine::Gpu;
+    let prediction_ids = served.recording.as_ref().map(|r| r.run(&recorded_inputs, &outputs, started.elapsed(), gpu));
     let outputs = outputs
         .iter()
         .filter(|(name, _)| wanted.as_ref().is_none_or(|w| w.contains(name)))
@@ -153,6 +176,7 @@ async fn infer(
         model_name: served.name.clone(),
         model_version: served.version.clone(),
         id: request.id,
+        parameters: prediction_ids.map(|ids| serde_json::json!({ "prediction_ids": ids })),
         outputs,
     })
     .into_response())

@@ -8,7 +8,7 @@
 use std::borrow::Borrow;
 
 use crate::profile::{Profile, Summarizer, Value};
-use crate::schema::Output;
+use crate::schema::{EngineKind, Output, Prediction, Record};
 
 /// One tensor of a run, flattened: `rows` × `width` values.
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +24,23 @@ pub struct Flat<'a> {
 impl Flat<'_> {
     pub fn rows(&self) -> usize {
         self.values.len().checked_div(self.width).unwrap_or(0)
+    }
+}
+
+/// A tensor's values as telemetry reads them, owned: what a client builds from its own tensor type
+/// to get a [`Flat`] view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlatTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub values: Vec<f64>,
+    pub integral: bool,
+}
+
+impl FlatTensor {
+    pub fn as_flat(&self) -> Flat<'_> {
+        let (_, width) = rows_and_width(&self.shape);
+        Flat { name: &self.name, values: &self.values, width, integral: self.integral }
     }
 }
 
@@ -115,6 +132,111 @@ impl FeatureMap {
     }
 }
 
+/// One run as a client saw it: its inputs (only read when [`RunRecorder::wants_inputs`]) and the
+/// output [`RunRecorder::summarised_output`] chose.
+#[derive(Debug, Clone, Copy)]
+pub struct Run<'a> {
+    pub inputs: &'a [Flat<'a>],
+    pub output: Option<Flat<'a>>,
+    pub latency_us: u32,
+    pub engine: EngineKind,
+}
+
+/// How a client turns runs into records.
+#[derive(Debug, Clone, Default)]
+pub struct RecorderConfig {
+    /// The output whose rows become predictions (default: the model's last output).
+    pub output: Option<String>,
+    /// Class names by index, for classifier outputs.
+    pub classes: Option<Vec<String>>,
+    /// A feature summary covers at most this long (ms).
+    pub summary_every_ms: i64,
+}
+
+/// What every client (page, edge host, native app) records for a run: one prediction per row of
+/// the summarised output, and the inputs counted against the reference profile, summarised into
+/// one record per `summary_every_ms`. No IO, no clock: time comes in, records go out.
+#[derive(Debug)]
+pub struct RunRecorder<P: Borrow<Profile>> {
+    features: Option<(FeatureMap, Summarizer<P>)>,
+    config: RecorderConfig,
+    summary_since: i64,
+}
+
+impl<P: Borrow<Profile>> RunRecorder<P> {
+    /// `inputs` are the model's inputs as (name, per-row width). Without a profile, or with one
+    /// that matches no input ([`RunRecorder::counts_features`] says), no feature summaries are made.
+    pub fn new(profile: Option<P>, inputs: &[(&str, usize)], config: RecorderConfig) -> RunRecorder<P> {
+        let features = profile.and_then(|p| {
+            let map = FeatureMap::new(p.borrow(), inputs)?;
+            Some((map, Summarizer::new(p, 0)))
+        });
+        RunRecorder { features, config, summary_since: 0 }
+    }
+
+    pub fn counts_features(&self) -> bool {
+        self.features.is_some()
+    }
+
+    /// Whether [`Run::inputs`] will be read (copying inputs costs; skip it when not).
+    pub fn wants_inputs(&self) -> bool {
+        self.features.is_some()
+    }
+
+    /// The output whose rows become predictions, among the model's output names.
+    pub fn summarised_output<'a>(&self, mut names: impl DoubleEndedIterator<Item = &'a str>) -> Option<&'a str> {
+        match &self.config.output {
+            Some(wanted) => names.find(|n| n == wanted),
+            None => names.next_back(),
+        }
+    }
+
+    /// The records of one run: a prediction per row (ids `{id}`, `{id}-1`, …) and, when one is
+    /// due, the feature summary. Returns the prediction ids and the records.
+    pub fn record(&mut self, run: &Run<'_>, id: &str, now_ms: i64) -> (Vec<String>, Vec<Record>) {
+        let outputs = run.output.map(|o| summarize_outputs(o, self.config.classes.as_deref())).unwrap_or_default();
+        let ids: Vec<String> =
+            (0..outputs.len()).map(|i| if i == 0 { id.to_owned() } else { format!("{id}-{i}") }).collect();
+        let mut records: Vec<Record> = ids
+            .iter()
+            .zip(outputs)
+            .map(|(id, output)| {
+                Record::Prediction(Prediction {
+                    id: id.clone(),
+                    timestamp_ms: now_ms,
+                    latency_us: run.latency_us,
+                    engine: run.engine,
+                    output,
+                })
+            })
+            .collect();
+        if let Some((map, summarizer)) = &mut self.features {
+            if summarizer.rows() == 0 {
+                self.summary_since = now_ms;
+            }
+            map.observe(summarizer, run.inputs);
+        }
+        records.extend(self.take_summary(now_ms, false));
+        (ids, records)
+    }
+
+    /// The feature summary of the rows counted so far, when there are any and it is due (or
+    /// `force`, e.g. at shutdown); counting starts afresh.
+    pub fn take_summary(&mut self, now_ms: i64, force: bool) -> Option<Record> {
+        let due = force || now_ms - self.summary_since >= self.config.summary_every_ms;
+        let (_, summarizer) = self.features.as_mut().filter(|(_, s)| s.rows() > 0 && due)?;
+        let record = summarizer.take(self.summary_since);
+        self.summary_since = now_ms;
+        Some(record)
+    }
+
+    /// When the pending summary becomes due, if rows are waiting.
+    pub fn next_summary_at(&self) -> Option<i64> {
+        let (_, summarizer) = self.features.as_ref()?;
+        (summarizer.rows() > 0).then(|| self.summary_since.saturating_add(self.config.summary_every_ms))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +282,29 @@ mod tests {
                 .collect(),
             target: None,
         }
+    }
+
+    #[test]
+    fn a_recorder_makes_a_prediction_per_row_and_summaries_by_age() {
+        let p = profile(&["a", "b"]);
+        let config = RecorderConfig { output: None, classes: None, summary_every_ms: 1_000 };
+        let mut recorder = RunRecorder::new(Some(&p), &[("x", 2)], config);
+        assert!(recorder.counts_features() && recorder.wants_inputs());
+        assert_eq!(recorder.summarised_output(["logits", "probs"].into_iter()), Some("probs"));
+        let run = |values: &'static [f64]| Run {
+            inputs: Box::leak(Box::new([flat("x", values, 2, false)])),
+            output: Some(flat("probs", &[0.1, 0.9, 0.8, 0.2], 2, false)),
+            latency_us: 5,
+            engine: EngineKind::Cpu,
+        };
+        let (ids, records) = recorder.record(&run(&[1.0, 2.0, 3.0, 4.0]), "p", 10_000);
+        assert_eq!(ids, ["p", "p-1"]);
+        assert_eq!(records.len(), 2, "two predictions; the summary is not due yet");
+        assert_eq!(recorder.next_summary_at(), Some(11_000));
+        let (_, records) = recorder.record(&run(&[5.0, 6.0, 7.0, 8.0]), "q", 11_000);
+        let Some(Record::Features(summary)) = records.last() else { panic!("a summary is due: {records:?}") };
+        assert_eq!((summary.rows, summary.window_start_ms), (4, 10_000));
+        assert_eq!(recorder.take_summary(11_500, true), None, "nothing counted since");
     }
 
     #[test]

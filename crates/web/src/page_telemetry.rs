@@ -8,8 +8,8 @@ use std::rc::{Rc, Weak};
 
 use serde::{Deserialize, Serialize};
 use telemetry::{
-    Batcher, BatcherConfig, Encoding, FeatureMap, Flat, Format, ModelRef, Outcome, Profile, Record, Sealed, Source,
-    SourceKind, Summarizer,
+    Batcher, BatcherConfig, Encoding, Format, ModelRef, Outcome, Profile, Record, RecorderConfig, Run, RunRecorder,
+    Sealed, Source, SourceKind,
 };
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
@@ -32,10 +32,6 @@ pub(crate) struct PageTelemetry {
     beacon_url: String,
     /// The `localStorage` key of this session's unsent batches, when persistence is on.
     storage_key: Option<String>,
-    output: Option<String>,
-    classes: Option<Vec<String>>,
-    features: Option<FeatureMap>,
-    max_age_ms: i64,
     listeners: RefCell<Vec<Listener>>,
 }
 
@@ -44,23 +40,13 @@ type Listener = (JsValue, &'static str, Closure<dyn FnMut()>);
 
 struct State {
     batcher: Batcher,
-    summarizer: Option<Summarizer<Rc<Profile>>>,
-    summary_since: i64,
+    recorder: RunRecorder<Rc<Profile>>,
 }
 
 impl std::fmt::Debug for PageTelemetry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PageTelemetry").field("collector", &self.transport.url).finish_non_exhaustive()
     }
-}
-
-/// A run as telemetry sees it: the inputs (when [`PageTelemetry::wants_inputs`]) and the output
-/// [`PageTelemetry::summarised_output`] names.
-pub(crate) struct Run<'a> {
-    pub inputs: &'a [Flat<'a>],
-    pub output: Option<Flat<'a>>,
-    pub latency_us: u32,
-    pub engine: telemetry::EngineKind,
 }
 
 impl PageTelemetry {
@@ -78,18 +64,18 @@ impl PageTelemetry {
             ProfileSource::Given(profile) => Some(*profile),
             ProfileSource::Fetch(true) => fetch_profile(&base, &options.key, &model).await,
         };
-        let features = profile.as_ref().and_then(|p| {
-            let map = FeatureMap::new(p, inputs);
-            if map.is_none() {
-                warn(&format!(
-                    "sextant: the reference profile's {} features match no input of the model; no feature summaries are sent",
-                    p.features.len()
-                ));
-            }
-            map
-        });
-        let summarizer = features.as_ref().zip(profile).map(|(_, p)| Summarizer::new(Rc::new(p), 0));
         let max_age_ms = options.max_age_ms.unwrap_or(5_000).max(100);
+        let profiled = profile.as_ref().map(|p| p.features.len());
+        let recorder = RunRecorder::new(
+            profile.map(Rc::new),
+            inputs,
+            RecorderConfig { output: options.output, classes: options.classes, summary_every_ms: max_age_ms },
+        );
+        if let Some(features) = profiled.filter(|_| !recorder.counts_features()) {
+            warn(&format!(
+                "sextant: the reference profile's {features} features match no input of the model; no feature summaries are sent"
+            ));
+        }
         let config = BatcherConfig {
             format: Format { encoding: Encoding::MessagePack, gzip: false },
             max_records: options.max_records.unwrap_or(200).max(1),
@@ -107,17 +93,13 @@ impl PageTelemetry {
             batcher.restore(claim_saved(&format!("{STORAGE_PREFIX}{base} "), key));
         }
         let telemetry = Rc::new(PageTelemetry {
-            state: RefCell::new(State { batcher, summarizer, summary_since: js::now_ms() }),
+            state: RefCell::new(State { batcher, recorder }),
             beacon_url: format!(
                 "{base}/v1/beacon?key={}&encoding=msgpack",
                 String::from(js_sys::encode_uri_component(&options.key))
             ),
             transport,
             storage_key,
-            output: options.output,
-            classes: options.classes,
-            features,
-            max_age_ms,
             listeners: RefCell::new(Vec::new()),
         });
         telemetry.save();
@@ -126,49 +108,27 @@ impl PageTelemetry {
         Ok(telemetry)
     }
 
-    /// Records a run: one prediction per row of the summarised output, and the inputs' feature
-    /// counts. Returns the prediction ids.
+    /// Records a run (see [`RunRecorder::record`]); returns the prediction ids.
     pub(crate) fn record(&self, run: &Run<'_>) -> Vec<String> {
-        let summaries =
-            run.output.map(|o| telemetry::summarize_outputs(o, self.classes.as_deref())).unwrap_or_default();
         let now = js::now_ms();
-        let base = js::random_id();
-        let ids: Vec<String> =
-            (0..summaries.len().max(1)).map(|i| if i == 0 { base.clone() } else { format!("{base}-{i}") }).collect();
-        let mut guard = self.state.borrow_mut();
-        let state = &mut *guard;
-        if let (Some(map), Some(summarizer)) = (&self.features, &mut state.summarizer) {
-            if summarizer.rows() == 0 {
-                state.summary_since = now;
-            }
-            map.observe(summarizer, run.inputs);
+        let mut state = self.state.borrow_mut();
+        let (ids, records) = state.recorder.record(run, &js::random_id(), now);
+        for record in records {
+            self.push(&mut state, record, now);
         }
-        for (id, output) in ids.iter().zip(summaries) {
-            let prediction = telemetry::Prediction {
-                id: id.clone(),
-                timestamp_ms: now,
-                latency_us: run.latency_us,
-                engine: run.engine,
-                output,
-            };
-            self.push(state, Record::Prediction(prediction), now);
-        }
-        drop(guard);
+        drop(state);
         self.save();
         ids
     }
 
     /// Whether runs should pass their inputs (only feature summaries read them).
     pub(crate) fn wants_inputs(&self) -> bool {
-        self.features.is_some()
+        self.state.borrow().recorder.wants_inputs()
     }
 
-    /// The output whose rows become predictions: `telemetry.output`, else the last.
+    /// The output whose rows become predictions.
     pub(crate) fn summarised_output<'a>(&self, names: impl DoubleEndedIterator<Item = &'a str>) -> Option<&'a str> {
-        match &self.output {
-            Some(wanted) => names.into_iter().find(|n| n == wanted),
-            None => names.last(),
-        }
+        self.state.borrow().recorder.summarised_output(names)
     }
 
     /// Records a failed run.
@@ -207,26 +167,21 @@ impl PageTelemetry {
     /// Seals what is due by age, summaries included.
     fn tick(&self, now: i64) {
         let mut state = self.state.borrow_mut();
-        let due = now - state.summary_since >= self.max_age_ms;
-        self.take_summary(&mut state, due, now);
+        if let Some(summary) = state.recorder.take_summary(now, false) {
+            self.push(&mut state, summary, now);
+        }
         if let Err(e) = state.batcher.tick(now) {
             warn(&format!("sextant: a telemetry batch could not be sealed: {e}"));
         }
-    }
-
-    fn take_summary(&self, state: &mut State, due: bool, now: i64) {
-        let since = state.summary_since;
-        let Some(summarizer) = state.summarizer.as_mut().filter(|s| s.rows() > 0 && due) else { return };
-        let record = summarizer.take(since);
-        state.summary_since = now;
-        self.push(state, record, now);
     }
 
     /// Seals everything now; the batches go out with the next delivery pass.
     pub(crate) fn seal(&self) {
         let now = js::now_ms();
         let mut state = self.state.borrow_mut();
-        self.take_summary(&mut state, true, now);
+        if let Some(summary) = state.recorder.take_summary(now, true) {
+            self.push(&mut state, summary, now);
+        }
         if let Err(e) = state.batcher.seal() {
             warn(&format!("sextant: a telemetry batch could not be sealed: {e}"));
         }
@@ -354,13 +309,9 @@ async fn deliver_forever(telemetry: Weak<PageTelemetry>) {
             t.tick(now);
             t.deliver().await;
             let state = t.state.borrow();
-            let next = [state.batcher.next_due_at(), state.batcher.next_seal_at()]
+            let next = [state.batcher.next_due_at(), state.batcher.next_seal_at(), state.recorder.next_summary_at()]
                 .into_iter()
                 .flatten()
-                .chain(
-                    (state.summarizer.as_ref().is_some_and(|s| s.rows() > 0))
-                        .then_some(state.summary_since + t.max_age_ms),
-                )
                 .min();
             // Wake at least once a second: cheap, and a release is noticed soon.
             next.map_or(1_000, |at| (at - js::now_ms()).clamp(20, 1_000))

@@ -10,7 +10,7 @@ use wasm_bindgen_futures::future_to_promise;
 use crate::error::WebError;
 use crate::feeds::{info_to_js, tensor_to_js, tensors_from_js};
 use crate::options::Options;
-use crate::page_telemetry::{PageTelemetry, Run};
+use crate::page_telemetry::PageTelemetry;
 use crate::{js, load};
 
 /// A model ready to run. Create one with `Session.create`; call `release()` when done.
@@ -205,7 +205,7 @@ impl Session {
 impl Inner {
     async fn run(&self, inputs: Vec<(String, Tensor)>) -> Result<JsValue, WebError> {
         // Copied before the run consumes them, and only when feature summaries will read them.
-        let flat_inputs: Vec<Flattened> = match &self.telemetry {
+        let flat_inputs: Vec<telemetry::FlatTensor> = match &self.telemetry {
             Some(t) if t.wants_inputs() => inputs.iter().map(|(n, t)| flatten(n, t)).collect(),
             _ => Vec::new(),
         };
@@ -220,13 +220,18 @@ impl Inner {
                     .summarised_output(outputs.iter().map(|(n, _)| n.as_str()))
                     .and_then(|name| outputs.iter().find(|(n, _)| n == name))
                     .map(|(n, t)| flatten(n, t));
-                let inputs: Vec<_> = flat_inputs.iter().map(as_flat).collect();
+                let inputs: Vec<_> = flat_inputs.iter().map(telemetry::FlatTensor::as_flat).collect();
                 let engine = match self.session.engine() {
                     Engine::Gpu => telemetry::EngineKind::Gpu,
                     Engine::Cpu => telemetry::EngineKind::Cpu,
                 };
                 let latency_us = (latency_ms * 1000.0).clamp(0.0, u32::MAX as f64) as u32;
-                t.record(&Run { inputs: &inputs, output: summarised.as_ref().map(as_flat), latency_us, engine })
+                t.record(&telemetry::Run {
+                    inputs: &inputs,
+                    output: summarised.as_ref().map(telemetry::FlatTensor::as_flat),
+                    latency_us,
+                    engine,
+                })
             }
         };
         let ids = if ids.is_empty() { vec![js::random_id()] } else { ids };
@@ -249,17 +254,14 @@ impl Inner {
     }
 }
 
-/// A tensor as telemetry reads it: name, shape, values as f64, and whether they are integers.
-type Flattened = (String, Vec<usize>, Vec<f64>, bool);
-
-fn flatten(name: &str, tensor: &Tensor) -> Flattened {
-    let integral = !matches!(tensor.data(), TensorData::F32(_) | TensorData::F64(_));
-    (name.to_owned(), tensor.shape().to_vec(), tensor.data().to_f64_vec(), integral)
-}
-
-fn as_flat(f: &Flattened) -> telemetry::Flat<'_> {
-    let (_, width) = telemetry::rows_and_width(&f.1);
-    telemetry::Flat { name: &f.0, values: &f.2, width, integral: f.3 }
+/// A tensor as telemetry reads it.
+fn flatten(name: &str, tensor: &Tensor) -> telemetry::FlatTensor {
+    telemetry::FlatTensor {
+        name: name.to_owned(),
+        shape: tensor.shape().to_vec(),
+        values: tensor.data().to_f64_vec(),
+        integral: !matches!(tensor.data(), TensorData::F32(_) | TensorData::F64(_)),
+    }
 }
 
 /// Elements per row of an input signature, where every non-batch dim is fixed (0 otherwise).

@@ -38,7 +38,7 @@ version = "7"
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let registry = edge::Registry::load(&config).await.unwrap();
-    let app = edge::router(&config, registry);
+    let app = edge::router(&config, std::sync::Arc::new(registry));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     url
 }
