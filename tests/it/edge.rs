@@ -113,6 +113,9 @@ async fn the_edge_hosts_telemetry_survives_an_outage_and_a_restart() {
     write(&s.url);
     let (url, stop, task) = start_host(&config).await;
     assert_eq!(infer(&url, 1).await, 1);
+    let bad = serde_json::json!({ "inputs": [{ "name": "pixels", "shape": [1, 64], "datatype": "FP16", "data": vec![0; 64] }] });
+    let status = s.http.post(format!("{url}/v2/models/digits/infer")).json(&bad).send().await.unwrap().status();
+    assert_eq!(status, 400);
     stop.send(()).unwrap();
     task.await.unwrap();
     assert_eq!(stored_predictions(&s.http, &s.url, &s.keys.read).await, 7, "each prediction once");
@@ -124,4 +127,8 @@ async fn the_edge_hosts_telemetry_survives_an_outage_and_a_restart() {
     let (_, features) = get_json(&s.http, &s.url, &s.keys.read, "/v1/models/digits/versions/1/features").await;
     let rows: u64 = features["items"].as_array().unwrap().iter().map(|f| f["rows"].as_u64().unwrap_or(0)).sum();
     assert_eq!(rows, 1, "feature counts once the profile could be fetched: {features}");
+    let (_, errors) = get_json(&s.http, &s.url, &s.keys.read, "/v1/models/digits/versions/1/errors").await;
+    let errors = errors["items"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["kind"], "rejected_input");
 }

@@ -31,7 +31,7 @@ impl Recording {
     ) -> Result<Recording, telemetry_client::SpoolError> {
         let profile = fetch_profile(collector, &model_ref).await;
         let widths: Vec<(&str, usize)> =
-            session.inputs().iter().map(|i| (i.name.as_str(), i.shape.as_deref().map_or(0, row_width))).collect();
+            session.inputs().iter().map(|i| (i.name.as_str(), i.row_width().unwrap_or(0))).collect();
         let config = BatcherConfig::default();
         let recorder = RunRecorder::new(
             profile.map(Arc::new),
@@ -141,13 +141,5 @@ fn flatten(name: &str, tensor: &Tensor) -> FlatTensor {
         shape: tensor.shape().to_vec(),
         values: tensor.data().to_f64_vec(),
         integral: !matches!(tensor.data(), TensorData::F32(_) | TensorData::F64(_)),
-    }
-}
-
-/// Elements per row where every non-batch dim is fixed (0 otherwise).
-fn row_width(dims: &[runtime::Dim]) -> usize {
-    match dims {
-        [] => 1,
-        [_, rest @ ..] => rest.iter().map(|d| if let runtime::Dim::Fixed(v) = d { *v as usize } else { 0 }).product(),
     }
 }

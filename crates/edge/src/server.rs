@@ -134,20 +134,27 @@ async fn infer(
     let served = find(&host, &path)?.clone();
     // Over `limits.max_body_bytes` (413) or unreadable: the protocol's error body, not axum's text.
     let body = body.map_err(|e| Refusal(e.status(), e.body_text()))?;
-    let request: InferRequest = serde_json::from_slice(&body)
-        .map_err(|e| Refusal(StatusCode::BAD_REQUEST, format!("not an inference request: {e}")))?;
+    // A request this model cannot take is telemetry too (`rejected_input`).
+    let rejected = |message: String| {
+        if let Some(recording) = &served.recording {
+            recording.error(telemetry::ErrorKind::RejectedInput, &message);
+        }
+        Refusal(StatusCode::BAD_REQUEST, message)
+    };
+    let request: InferRequest =
+        serde_json::from_slice(&body).map_err(|e| rejected(format!("not an inference request: {e}")))?;
     let inputs = request
         .inputs
         .iter()
         .map(|input| oip::tensor_of(input).map(|t| (input.name.clone(), t)))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|message| Refusal(StatusCode::BAD_REQUEST, message))?;
+        .map_err(rejected)?;
     let wanted: Option<Vec<String>> = request.outputs.map(|o| o.into_iter().map(|o| o.name).collect());
     if let Some(wanted) = &wanted
         && let Some(unknown) = wanted.iter().find(|w| !served.session.outputs().iter().any(|o| &o.name == *w))
     {
         let names: Vec<&str> = served.session.outputs().iter().map(|o| o.name.as_str()).collect();
-        return Err(Refusal(StatusCode::BAD_REQUEST, format!("unknown output `{unknown}`; the model has {names:?}")));
+        return Err(rejected(format!("unknown output `{unknown}`; the model has {names:?}")));
     }
     let recorded_inputs = served.recording.as_ref().map(|r| r.inputs(&inputs)).unwrap_or_default();
     let started = tokio::time::Instant::now();

@@ -45,6 +45,17 @@ pub struct ValueInfo {
 }
 
 impl ValueInfo {
+    /// Elements per row (per index of the leading, batch axis) when every other dim is fixed: 64
+    /// for `[N, 64]`, 1 for `[N]` or a scalar; `None` with a free dim past the first or no shape.
+    pub fn row_width(&self) -> Option<usize> {
+        match self.shape.as_deref()? {
+            [] => Some(1),
+            [_, rest @ ..] => {
+                rest.iter().map(|d| if let Dim::Fixed(v) = d { usize::try_from(*v).ok() } else { None }).product()
+            }
+        }
+    }
+
     /// The shape as text, e.g. `[N, 3, 224, 224]`, or `unknown` without a declared rank.
     pub fn shape_text(&self) -> String {
         match &self.shape {

@@ -65,11 +65,8 @@ impl Session {
                         .unwrap_or_else(|| model.model_version().to_string()),
                     hash: format!("sha256:{}", loaded.sha256),
                 };
-                let widths: Vec<(&str, usize)> = session
-                    .inputs()
-                    .iter()
-                    .map(|i| (i.name.as_str(), i.shape.as_ref().map_or(0, |s| fixed_row_width(s))))
-                    .collect();
+                let widths: Vec<(&str, usize)> =
+                    session.inputs().iter().map(|i| (i.name.as_str(), i.row_width().unwrap_or(0))).collect();
                 Some(PageTelemetry::start(t, model_ref, &widths).await?)
             }
         };
@@ -261,13 +258,5 @@ fn flatten(name: &str, tensor: &Tensor) -> telemetry::FlatTensor {
         shape: tensor.shape().to_vec(),
         values: tensor.data().to_f64_vec(),
         integral: !matches!(tensor.data(), TensorData::F32(_) | TensorData::F64(_)),
-    }
-}
-
-/// Elements per row of an input signature, where every non-batch dim is fixed (0 otherwise).
-fn fixed_row_width(dims: &[runtime::Dim]) -> usize {
-    match dims {
-        [] => 1,
-        [_, rest @ ..] => rest.iter().map(|d| if let runtime::Dim::Fixed(v) = d { *v as usize } else { 0 }).product(),
     }
 }

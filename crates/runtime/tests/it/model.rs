@@ -12,6 +12,11 @@ fn exposes_signature_metadata_and_ops() {
     assert_eq!(input.dtype, Some(DType::F32));
     assert_eq!(input.shape, Some(vec![Dim::Symbolic("N".into()), Dim::Fixed(1), Dim::Fixed(8), Dim::Fixed(8)]));
     assert_eq!(input.shape_text(), "[N, 1, 8, 8]");
+    assert_eq!(input.row_width(), Some(64), "a row is one 1x8x8 image");
+    let free_inner =
+        runtime::ValueInfo { shape: Some(vec![Dim::Fixed(1), Dim::Symbolic("T".into())]), ..input.clone() };
+    assert_eq!(free_inner.row_width(), None);
+    assert_eq!(runtime::ValueInfo { shape: Some(vec![]), ..input.clone() }.row_width(), Some(1));
     let outputs: Vec<_> = model.outputs().iter().map(|o| o.name.as_str()).collect();
     assert_eq!(outputs, ["logits", "probabilities"]);
     assert_eq!(model.metadata().get("name").map(String::as_str), Some("digits-cnn"));
