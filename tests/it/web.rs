@@ -292,6 +292,10 @@ fn check_api(api: &serde_json::Value) {
         return;
     }
     assert!(softmax["message"].as_str().unwrap().contains("Softmax"), "{softmax}");
+    let software = &api["auto_software"];
+    assert_eq!(software["backend"], "cpu", "auto skips a software adapter: {software}");
+    let reason = software["reason"].as_str().unwrap();
+    assert!(reason.contains("software rasteriser") && reason.contains("swiftshader"), "{reason}");
     assert_eq!(gpu["backend"], "webgpu", "gpu_ops passes the gate on WebGPU: {gpu}");
     assert_eq!(gpu["mismatches"], serde_json::json!([]), "WebGPU outputs differ from onnxruntime's: {gpu}");
 }

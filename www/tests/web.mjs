@@ -108,6 +108,11 @@ try {
       out.runs["gpu_ops/webgpu"] = await runCase(cases.find((c) => c.name === "gpu_ops"), "webgpu")
         .catch((e) => ({ error: `${e.code}: ${e.message}` }));
 
+      // `auto` passes over a software WebGPU adapter (SwiftShader here) even for a model the gate
+      // would take; an explicit "webgpu" uses it (above).
+      const autoOps = await Session.create("/models/gpu_ops/model.onnx", { backend: "auto" });
+      out.auto_software = { backend: autoOps.backend, reason: autoOps.backendReason };
+      autoOps.release();
       // The GPU gate: Softmax is refused on the web; `auto` falls back with the reason.
       out.errors.softmax_on_webgpu = await errorOf(() => Session.create("/models/digits_mlp/model.onnx", { backend: "webgpu", dims: { N: 1 } }));
       const auto = await Session.create("/models/digits_mlp/model.onnx", { backend: "auto", dims: { N: 1 } });

@@ -30,7 +30,7 @@ pub use error::Error;
 pub use formats::{npy, onnx_pb};
 pub use inputs::{free_dims_of, synthetic_inputs};
 pub use model::{Dim, Model, Opset, ValueInfo};
-pub use session::{BackendChoice, Session, SessionOptions};
+pub use session::{AdapterHint, BackendChoice, Session, SessionOptions};
 pub use tensor::{DType, Element, Tensor, TensorData};
 
 /// Result with this crate's [`Error`].

@@ -31,6 +31,19 @@ pub struct SessionOptions {
     pub gpu_probe: bool,
     /// How close the GPU probe must come to the CPU engine.
     pub probe_tolerance: Tolerance,
+    /// What the caller knows of the GPU adapter where the graphics API cannot say: browsers hide
+    /// the adapter from wgpu 0.16, so the browser package reads `GPUAdapter.info` itself. Used
+    /// only when the adapter wgpu found has no name.
+    pub adapter_hint: Option<AdapterHint>,
+}
+
+/// A GPU adapter as the caller sees it (see [`SessionOptions::adapter_hint`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterHint {
+    /// e.g. `google swiftshader (WebGPU)`.
+    pub description: String,
+    /// A software rasteriser: `Auto` passes over it.
+    pub software: bool,
 }
 
 impl Default for SessionOptions {
@@ -40,6 +53,7 @@ impl Default for SessionOptions {
             dims: BTreeMap::new(),
             gpu_probe: true,
             probe_tolerance: Tolerance::default(),
+            adapter_hint: None,
         }
     }
 }

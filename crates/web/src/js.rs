@@ -64,3 +64,24 @@ pub(crate) fn describe(error: &JsValue) -> String {
         .or_else(|| error.as_string())
         .unwrap_or_else(|| format!("{error:?}"))
 }
+
+/// The page's WebGPU adapter as `GPUAdapter.info` describes it, for the runtime's choice (wgpu
+/// 0.16 cannot read it): `None` without WebGPU or an adapter.
+pub(crate) async fn webgpu_adapter() -> Option<runtime::AdapterHint> {
+    let gpu = get(&get(&js_sys::global(), "navigator")?, "gpu")?;
+    let adapter = JsFuture::from(Promise::from(call(&gpu, "requestAdapter", &[])?)).await.ok()?;
+    if adapter.is_null() || adapter.is_undefined() {
+        return None;
+    }
+    let info = get(&adapter, "info");
+    let text = |key: &str| info.as_ref().and_then(|i| get(i, key)).and_then(|v| v.as_string()).unwrap_or_default();
+    let parts: Vec<String> =
+        ["vendor", "architecture", "description"].iter().map(|k| text(k)).filter(|t| !t.is_empty()).collect();
+    let fallback = [Some(adapter.clone()), info.clone()]
+        .iter()
+        .flatten()
+        .any(|target| get(target, "isFallbackAdapter").is_some_and(|v| v.is_truthy()));
+    let named_software = parts.iter().any(|p| p.to_ascii_lowercase().contains("swiftshader"));
+    let description = if parts.is_empty() { "unnamed".to_owned() } else { parts.join(" ") };
+    Some(runtime::AdapterHint { description: format!("{description} (WebGPU)"), software: fallback || named_software })
+}

@@ -45,8 +45,12 @@ impl Session {
         let options = Options::from_js(&options)?;
         let loaded = load::load(&source, &options.load).await?;
         let model = Model::from_bytes(&loaded.bytes)?;
+        let adapter_hint = match options.backend {
+            runtime::BackendChoice::Cpu => None,
+            _ => js::webgpu_adapter().await,
+        };
         let runtime_options =
-            SessionOptions { backend: options.backend, dims: options.dims, ..SessionOptions::default() };
+            SessionOptions { backend: options.backend, dims: options.dims, adapter_hint, ..SessionOptions::default() };
         let session = runtime::Session::new(&model, &runtime_options).await?;
         let telemetry = match options.telemetry {
             None => None,

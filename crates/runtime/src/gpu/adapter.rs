@@ -8,6 +8,8 @@ pub(crate) struct Adapter {
     pub description: String,
     /// A software rasteriser (lavapipe, SwiftShader, WARP): real, but slower than the CPU engine.
     pub software: bool,
+    /// The API gave no name (WebGPU through wgpu 0.16): the caller's hint may say more.
+    pub anonymous: bool,
 }
 
 /// Finds the adapter wonnx will pick and checks that a device opens on it.
@@ -30,5 +32,6 @@ pub(crate) async fn probe() -> Result<Adapter, Refusal> {
     Ok(Adapter {
         description: format!("{} ({:?})", info.name, info.backend),
         software: info.device_type == wgpu::DeviceType::Cpu,
+        anonymous: info.name.is_empty(),
     })
 }

@@ -40,7 +40,11 @@ pub(crate) async fn gate(
     reference: Result<&CpuEngine, &Refusal>,
     options: &SessionOptions,
 ) -> std::result::Result<Gated, (Refusal, Option<String>)> {
-    let adapter::Adapter { description: adapter, software } = adapter::probe().await.map_err(|r| (r, None))?;
+    let probed = adapter::probe().await.map_err(|r| (r, None))?;
+    let (adapter, software) = match &options.adapter_hint {
+        Some(hint) if probed.anonymous => (hint.description.clone(), hint.software || probed.software),
+        _ => (probed.description, probed.software),
+    };
     let refuse = |r: Refusal| (r, Some(adapter.clone()));
     if software && options.backend == BackendChoice::Auto {
         return Err(refuse(Refusal::SoftwareAdapter { adapter: adapter.clone() }));
