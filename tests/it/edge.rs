@@ -1,5 +1,5 @@
-//! `sextant edge` as an operator runs it: a config file, the URL on the first line, OIP over HTTP;
-//! a bad config is refused with the file and the reason.
+//! `sextant edge` as an operator runs it: a config file with a model and a module, the URL on the
+//! first line, OIP and the module over HTTP; a bad config is refused with the file and the reason.
 
 use std::process::Stdio;
 
@@ -13,7 +13,12 @@ async fn the_edge_host_serves_a_configured_model() {
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("edge.toml");
     let model = fixture("digits_mlp/model.onnx");
-    std::fs::write(&config, format!("node = \"gw-1\"\n[[models]]\nname = \"digits\"\npath = {:?}\n", model)).unwrap();
+    let module = crate::guests::guests().join("image_classifier.wasm");
+    std::fs::write(
+        &config,
+        format!("node = \"gw-1\"\n[[models]]\nname = \"digits\"\npath = {model:?}\n[[modules]]\nname = \"classify\"\npath = {module:?}\n"),
+    )
+    .unwrap();
     let mut host = tokio::process::Command::new(env!("CARGO_BIN_EXE_sextant"))
         .args(["edge", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
         .env("XDG_RUNTIME_DIR", std::env::temp_dir())
@@ -25,6 +30,12 @@ async fn the_edge_host_serves_a_configured_model() {
     let url = line.strip_prefix("edge host gw-1 serving on ").unwrap_or_else(|| panic!("first line: {line}"));
     let metadata: serde_json::Value = reqwest::get(format!("{url}/models/digits")).await.unwrap().json().await.unwrap();
     assert_eq!(metadata["inputs"][0]["name"], "pixels", "{metadata}");
+    let base = url.strip_suffix("/v2").unwrap();
+    let pixels = serde_json::json!({ "pixels": vec![0; 64] });
+    let answer = reqwest::Client::new().post(format!("{base}/classify?k=2")).json(&pixels).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let answer: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(answer["top"].as_array().map(Vec::len), Some(2), "{answer}");
     host.kill().await.unwrap();
 
     std::fs::write(&config, "[[models]]\nname = \"a b\"\npath = \"x.onnx\"\n").unwrap();
@@ -74,8 +85,9 @@ async fn the_edge_hosts_telemetry_survives_an_outage_and_a_restart() {
     let config = dir.join("edge.toml");
     let write = |collector: &str| {
         let model = fixture("digits_mlp/model.onnx");
+        let module = crate::guests::guests().join("image_classifier.wasm");
         let text = format!(
-            "node = \"gw-1\"\n[collector]\nurl = \"{collector}\"\nkey = \"{}\"\n[[models]]\nname = \"digits\"\npath = {model:?}\nbackend = \"cpu\"\nclasses = [\"0\",\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]\n",
+            "node = \"gw-1\"\n[collector]\nurl = \"{collector}\"\nkey = \"{}\"\n[[models]]\nname = \"digits\"\npath = {model:?}\nbackend = \"cpu\"\nclasses = [\"0\",\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]\n[[modules]]\nname = \"classify\"\npath = {module:?}\n",
             s.keys.ingest
         );
         std::fs::write(&config, text).unwrap();
@@ -113,12 +125,18 @@ async fn the_edge_hosts_telemetry_survives_an_outage_and_a_restart() {
     write(&s.url);
     let (url, stop, task) = start_host(&config).await;
     assert_eq!(infer(&url, 1).await, 1);
+    // A module's inference is recorded the same way; its answer names the prediction.
+    let pixels = serde_json::json!({ "pixels": vec![3.0; 64] });
+    let answer = s.http.post(format!("{url}/classify")).json(&pixels).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let ids = answer.headers()[edge::PREDICTION_IDS_HEADER].to_str().unwrap().to_owned();
+    assert_eq!(ids.split(',').count(), 1, "{ids}");
     let bad = serde_json::json!({ "inputs": [{ "name": "pixels", "shape": [1, 64], "datatype": "FP16", "data": vec![0; 64] }] });
     let status = s.http.post(format!("{url}/v2/models/digits/infer")).json(&bad).send().await.unwrap().status();
     assert_eq!(status, 400);
     stop.send(()).unwrap();
     task.await.unwrap();
-    assert_eq!(stored_predictions(&s.http, &s.url, &s.keys.read).await, 7, "each prediction once");
+    assert_eq!(stored_predictions(&s.http, &s.url, &s.keys.read).await, 8, "each prediction once");
     let ids = stored_batch_ids(&s.http, &s.url, &s.keys.read).await;
     let mut unique = ids.clone();
     unique.dedup();
@@ -126,7 +144,7 @@ async fn the_edge_hosts_telemetry_survives_an_outage_and_a_restart() {
     assert_eq!(std::fs::read_dir(dir.join("spool/digits")).unwrap().count(), 0, "the spool is empty");
     let (_, features) = get_json(&s.http, &s.url, &s.keys.read, "/v1/models/digits/versions/1/features").await;
     let rows: u64 = features["items"].as_array().unwrap().iter().map(|f| f["rows"].as_u64().unwrap_or(0)).sum();
-    assert_eq!(rows, 1, "feature counts once the profile could be fetched: {features}");
+    assert_eq!(rows, 2, "feature counts once the profile could be fetched: {features}");
     let (_, errors) = get_json(&s.http, &s.url, &s.keys.read, "/v1/models/digits/versions/1/errors").await;
     let errors = errors["items"].as_array().unwrap();
     assert_eq!(errors.len(), 1, "{errors:?}");

@@ -9,6 +9,8 @@ mod conformance;
 mod dashboard;
 mod drift;
 mod edge;
+#[path = "../../crates/edge/tests/it/guests.rs"]
+mod guests;
 mod profile;
 mod web;
 

@@ -14,6 +14,9 @@
 //!   in one headless Chromium on squeezenet- and resnet50-class models: latency and download ratios.
 //! - `bench-drift`: `sextant drift` against Evidently's DataDriftPreset on 100k + 100k seeded rows,
 //!   both verdict lists and the time and memory ratios.
+//! - `bench-edge`: the edge host's costs (`benches/edge.rs`): pooled instantiation per request,
+//!   guest → wasi:nn → runtime against `Session::run` (tiny and resnet50-class models), HTTP
+//!   throughput and p99 of the tabular example, memory per loaded module.
 //! - `bench-collect`: the collector's load benchmark (`benches/collector_load.rs`) on SQLite and on
 //!   PostgreSQL: accepted records/s, p99 latency, peak memory, zero loss.
 
@@ -61,6 +64,12 @@ enum Task {
         #[arg(long, default_value_t = 20)]
         iterations: u32,
     },
+    /// The edge host: instantiation, guest → wasi:nn overhead, HTTP throughput, memory per module.
+    BenchEdge {
+        /// Seconds per client count in the HTTP throughput run.
+        #[arg(long, default_value_t = 5)]
+        seconds: u32,
+    },
     /// Load the collector with concurrent clients on SQLite and PostgreSQL; prints records/s.
     BenchCollect {
         /// Concurrent clients.
@@ -89,6 +98,7 @@ fn main() -> Result<()> {
         Task::BenchCollect { clients, seconds } => bench_collect(clients, seconds),
         Task::BenchDrift => bench_drift(),
         Task::BenchWeb { iterations } => bench_web(iterations),
+        Task::BenchEdge { seconds } => bench_edge(seconds),
     }
 }
 
@@ -130,9 +140,19 @@ fn add_wasm_targets() -> Result<()> {
     run(Command::new("rustup").current_dir(root()).args(["target", "add"]).args(WASM_TARGETS))
 }
 
+/// The guest modules' workspace (`guests/`, wasm32-wasip2), with its build folder beside ours.
+fn guest_cargo() -> Command {
+    let mut cmd = cargo();
+    cmd.current_dir(root().join("guests")).env("CARGO_TARGET_DIR", target_dir().join("guests"));
+    cmd
+}
+
 fn ci() -> Result<()> {
+    add_wasm_targets()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(guest_cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(guest_cargo().args(["clippy", "--release", "--target", "wasm32-wasip2", "--", "-D", "warnings"]))?;
     // The CPU-only runtime (wasm32-wasip2, small builds) is a configuration of its own.
     run(cargo().args(["clippy", "--package", "runtime", "--no-default-features", "--", "-D", "warnings"]))?;
     let npm = web_deps()?;
@@ -378,6 +398,21 @@ fn bench_web(iterations: u32) -> Result<()> {
         .arg(&models)
         .args(names)
         .env("SEXTANT_ITERATIONS", iterations.to_string()))
+}
+
+/// Builds the guests and a resnet50-class model, then `benches/edge.rs`.
+fn bench_edge(seconds: u32) -> Result<()> {
+    add_wasm_targets()?;
+    run(guest_cargo().args(["build", "--release", "--target", "wasm32-wasip2"]))?;
+    let compare = root().join("benches/compare");
+    pip_install(&["-r", compare.join("requirements.txt").to_str().context("path is not UTF-8")?])?;
+    let models = target_dir().join("light-models");
+    run(Command::new("python3").arg(compare.join("light_models.py")).arg(&models).arg("resnet50"))?;
+    run(cargo()
+        .args(["bench", "--bench", "edge", "--"])
+        .arg(target_dir().join("guests/wasm32-wasip2/release"))
+        .arg(models.join("resnet50"))
+        .args(["--seconds", &seconds.to_string()]))
 }
 
 fn bench_collect(clients: u32, seconds: u32) -> Result<()> {

@@ -9,6 +9,8 @@
 //! queue = 64             # requests waiting for a worker; beyond this: 503
 //! timeout_ms = 10000     # per inference, waiting included; beyond this: 504
 //! max_body_bytes = 8388608
+//! instances = 64         # module instances alive at once (pooled, pre-allocated); beyond: 503
+//! reload_ms = 1000       # how often module and model files are checked for changes (0: never)
 //!
 //! [[models]]
 //! name = "digits"
@@ -17,6 +19,16 @@
 //! backend = "auto"              # auto | gpu | cpu
 //! dims = { N = 1 }
 //! classes = ["0", "1", "2"]     # telemetry: class names by index
+//!
+//! [[modules]]                   # a wasm component exporting `wasi:http/incoming-handler`
+//! name = "digits-app"
+//! path = "modules/digits.wasm"  # relative to the file; watched: a new build is swapped in
+//! route = "/digits"             # default "/{name}"; serves the route and everything under it
+//! graphs = ["digits"]           # models it may load through `wasi:nn` (default: every model)
+//! memory_mb = 64                # linear memory cap
+//! timeout_ms = 1000             # guest execution time per request (inference excluded); beyond: 504
+//! env = { LABELS = "a,b,c" }    # environment granted to the guest (default: none)
+//! dirs = { "/assets" = "assets" } # read-only folders granted (guest path = host folder; default: none)
 //!
 //! [collector]                   # optional: telemetry for every model
 //! url = "https://collector.example.com"
@@ -45,6 +57,8 @@ pub struct Config {
     pub collector: Option<CollectorConfig>,
     #[serde(default)]
     pub models: Vec<ModelConfig>,
+    #[serde(default)]
+    pub modules: Vec<ModuleConfig>,
 }
 
 /// The collector every model's telemetry goes to, and the folder that keeps it through outages.
@@ -70,12 +84,50 @@ pub struct Limits {
     pub queue: usize,
     pub timeout_ms: u64,
     pub max_body_bytes: usize,
+    pub instances: u32,
+    pub reload_ms: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { workers: 2, queue: 64, timeout_ms: 10_000, max_body_bytes: 8 << 20 }
+        Limits { workers: 2, queue: 64, timeout_ms: 10_000, max_body_bytes: 8 << 20, instances: 64, reload_ms: 1000 }
     }
+}
+
+/// A sandboxed module: a component exporting `wasi:http/incoming-handler`, mounted at a route.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleConfig {
+    pub name: String,
+    pub path: PathBuf,
+    /// Default `/{name}`.
+    pub route: Option<String>,
+    /// The models the module may load through `wasi:nn` (default: all).
+    pub graphs: Option<Vec<String>>,
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u32,
+    #[serde(default = "default_module_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Environment variables the guest sees; nothing else of the host's environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Read-only folders: guest path = host folder (relative to the file).
+    #[serde(default)]
+    pub dirs: BTreeMap<String, PathBuf>,
+}
+
+impl ModuleConfig {
+    pub fn route(&self) -> String {
+        self.route.clone().unwrap_or_else(|| format!("/{}", self.name))
+    }
+}
+
+fn default_memory_mb() -> u32 {
+    64
+}
+
+fn default_module_timeout_ms() -> u64 {
+    5_000
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +178,12 @@ impl Config {
         for model in &mut config.models {
             model.path = base.join(&model.path);
         }
+        for module in &mut config.modules {
+            module.path = base.join(&module.path);
+            for dir in module.dirs.values_mut() {
+                *dir = base.join(&*dir);
+            }
+        }
         if let Some(collector) = &mut config.collector {
             collector.spool = base.join(&collector.spool);
         }
@@ -135,18 +193,55 @@ impl Config {
 
     /// What the type system cannot say: names usable in URLs and unique, limits above zero.
     pub fn validate(&self) -> Result<(), String> {
-        if self.limits.workers == 0 || self.limits.timeout_ms == 0 || self.limits.max_body_bytes == 0 {
-            return Err("limits.workers, limits.timeout_ms and limits.max_body_bytes must be above 0".to_owned());
+        let limits = &self.limits;
+        if limits.workers == 0 || limits.timeout_ms == 0 || limits.max_body_bytes == 0 || limits.instances == 0 {
+            return Err(
+                "limits.workers, limits.timeout_ms, limits.max_body_bytes and limits.instances must be above 0"
+                    .to_owned(),
+            );
         }
+        let usable = |name: &str| {
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        };
         let mut names = std::collections::BTreeSet::new();
         for model in &self.models {
-            let usable = !model.name.is_empty()
-                && model.name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-            if !usable {
+            if !usable(&model.name) {
                 return Err(format!("model name {:?} must be letters, digits, '-', '_' or '.'", model.name));
             }
             if !names.insert(&model.name) {
                 return Err(format!("model {:?} is configured twice", model.name));
+            }
+        }
+        let (mut modules, mut routes) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
+        for module in &self.modules {
+            if !usable(&module.name) {
+                return Err(format!("module name {:?} must be letters, digits, '-', '_' or '.'", module.name));
+            }
+            if !modules.insert(&module.name) {
+                return Err(format!("module {:?} is configured twice", module.name));
+            }
+            let route = module.route();
+            let segments_ok = route.strip_prefix('/').is_some_and(|rest| rest.split('/').all(usable));
+            if !segments_ok || route.starts_with("/v2") {
+                return Err(format!(
+                    "module {:?}: route {route:?} must be /segment[/segment…] of letters, digits, '-', '_' or '.', outside /v2",
+                    module.name
+                ));
+            }
+            if !routes.insert(route.clone()) {
+                return Err(format!("route {route:?} is used by two modules"));
+            }
+            if module.memory_mb == 0 || module.timeout_ms == 0 {
+                return Err(format!("module {:?}: memory_mb and timeout_ms must be above 0", module.name));
+            }
+            if let Some(unknown) = module.graphs.iter().flatten().find(|g| !self.models.iter().any(|m| &&m.name == g)) {
+                return Err(format!(
+                    "module {:?} names graph {unknown:?}, which is not a configured model",
+                    module.name
+                ));
+            }
+            if let Some(bad) = module.dirs.keys().find(|g| !g.starts_with('/')) {
+                return Err(format!("module {:?}: guest path {bad:?} must be absolute", module.name));
             }
         }
         Ok(())

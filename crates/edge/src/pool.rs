@@ -34,6 +34,16 @@ pub enum PoolError {
     Join(String),
 }
 
+impl PoolError {
+    /// The request did not fit the model (as opposed to the host failing to run it).
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            PoolError::Runtime(e) => !matches!(e, runtime::Error::Engine { .. } | runtime::Error::EngineRefused { .. }),
+            _ => false,
+        }
+    }
+}
+
 /// Gives an admission back however the run ends.
 struct Admitted(Arc<AtomicUsize>);
 

@@ -19,6 +19,7 @@ pub(crate) struct Recording {
     /// Prediction ids are `{session}-{n}`: unique per host run without a random source.
     session: String,
     next_id: AtomicU64,
+    collector: CollectorConfig,
 }
 
 impl Recording {
@@ -29,19 +30,8 @@ impl Recording {
         model_ref: ModelRef,
         session: &Session,
     ) -> Result<Recording, telemetry_client::SpoolError> {
-        let profile = fetch_profile(collector, &model_ref).await;
-        let widths: Vec<(&str, usize)> =
-            session.inputs().iter().map(|i| (i.name.as_str(), i.row_width().unwrap_or(0))).collect();
+        let recorder = recorder(collector, model, &model_ref, session).await;
         let config = BatcherConfig::default();
-        let recorder = RunRecorder::new(
-            profile.map(Arc::new),
-            &widths,
-            RecorderConfig {
-                output: model.output.clone(),
-                classes: model.classes.clone(),
-                summary_every_ms: config.max_age_ms,
-            },
-        );
         let run_id = format!("{node}-{}-{}", model.name, now_ms());
         let source = telemetry::Source {
             kind: telemetry::SourceKind::Edge,
@@ -51,7 +41,30 @@ impl Recording {
         let batcher = Batcher::new(config, source, model_ref, run_id.clone());
         let transport = HttpTransport::new(&collector.url, collector.key.clone());
         let shipper = Shipper::spawn_spooled(batcher, transport, &collector.spool.join(&model.name))?;
-        Ok(Recording { shipper, recorder: Mutex::new(recorder), session: run_id, next_id: AtomicU64::new(0) })
+        Ok(Recording {
+            shipper,
+            recorder: Mutex::new(recorder),
+            session: run_id,
+            next_id: AtomicU64::new(0),
+            collector: collector.clone(),
+        })
+    }
+
+    /// A new version of the model is served from now on: what is open is sealed under the old
+    /// one, and the recorder follows the new one's inputs and reference profile.
+    pub(crate) async fn switch(&self, model_ref: ModelRef, model: &ModelConfig, session: &Session) {
+        let fresh = recorder(&self.collector, model, &model_ref, session).await;
+        let old = self.recorder.lock().ok().and_then(|mut r| {
+            let summary = r.take_summary(now_ms(), true);
+            *r = fresh;
+            summary
+        });
+        if let Some(summary) = old {
+            self.push(summary);
+        }
+        if let Err(e) = self.shipper.set_model(model_ref) {
+            tracing::error!(error = %e, "telemetry could not switch to the new model version");
+        }
     }
 
     /// The inputs as the recorder reads them, when it reads them (before the run consumes them).
@@ -110,6 +123,28 @@ impl Recording {
         }
         self.shipper.flush(timeout).await;
     }
+}
+
+/// A recorder for `session`'s inputs, against the model version's reference profile when the
+/// collector has one.
+async fn recorder(
+    collector: &CollectorConfig,
+    model: &ModelConfig,
+    model_ref: &ModelRef,
+    session: &Session,
+) -> RunRecorder<Arc<Profile>> {
+    let profile = fetch_profile(collector, model_ref).await;
+    let widths: Vec<(&str, usize)> =
+        session.inputs().iter().map(|i| (i.name.as_str(), i.row_width().unwrap_or(0))).collect();
+    RunRecorder::new(
+        profile.map(Arc::new),
+        &widths,
+        RecorderConfig {
+            output: model.output.clone(),
+            classes: model.classes.clone(),
+            summary_every_ms: BatcherConfig::default().max_age_ms,
+        },
+    )
 }
 
 async fn fetch_profile(collector: &CollectorConfig, model: &ModelRef) -> Option<Profile> {

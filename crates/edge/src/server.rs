@@ -1,4 +1,4 @@
-//! The host's HTTP API: the Open Inference Protocol (KServe v2 REST).
+//! The host's HTTP API: the Open Inference Protocol (KServe v2 REST), and the modules' routes.
 //!
 //! | Route | |
 //! |---|---|
@@ -6,92 +6,126 @@
 //! | `GET /v2` | server metadata |
 //! | `GET /v2/models/{m}[/versions/{v}]` | model metadata: inputs and outputs with datatypes and shapes (-1: free) |
 //! | `GET /v2/models/{m}[/versions/{v}]/ready` | 200 when the model is served |
+//! | `GET /v2/modules` | each module: route, hash, limits, and why its last reload failed |
+//! | `{route}`, `{route}/…` (any method) | the module mounted there answers (see `wasm::module`); with telemetry, `x-sextant-prediction-ids` names its predictions |
 //! | `POST /v2/models/{m}[/versions/{v}]/infer` | `{"inputs": [{name, shape, datatype, data}], "outputs"?: [{name}]}`; with telemetry the answer's `parameters.prediction_ids` name each row's prediction (for labels) |
 //!
 //! Refusals are `{"error": "<message>"}`: 400 for a request that does not fit the model, 404 for an
-//! unknown model or version, 413 for a body over the limit, 503 when the pool is full, 504 when an
-//! inference runs past its timeout.
+//! unknown model or version, 413 for a body over the limit, 503 when the pool (or the module
+//! instance pool) is full, 504 when an inference or a module runs past its timeout, 500 when a
+//! module traps or passes its memory cap.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 
 use crate::config::Config;
 use crate::oip::{self, InferRequest, InferResponse, ModelMetadata, TensorMetadata};
-use crate::pool::{Pool, PoolError};
-use crate::registry::{Registry, Served};
+use crate::pool::Pool;
+use crate::refusal::Refusal;
+use crate::registry::{LoadError, Registry, Served};
+use crate::wasm::Modules;
 
-struct Host {
+/// A loaded host: models, modules and the worker pool, ready to serve.
+pub struct Host {
     registry: Arc<Registry>,
-    pool: Pool,
+    modules: Arc<Modules>,
+    pool: Arc<Pool>,
+    max_body_bytes: usize,
+    reload_every: Option<Duration>,
 }
 
-/// An OIP error body with its status.
-struct Refusal(StatusCode, String);
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host").field("registry", &self.registry).finish_non_exhaustive()
     }
 }
 
-impl From<PoolError> for Refusal {
-    fn from(e: PoolError) -> Refusal {
-        let status = match &e {
-            PoolError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            PoolError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            PoolError::Runtime(runtime::Error::Engine { .. } | runtime::Error::EngineRefused { .. }) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-            PoolError::Runtime(_) => StatusCode::BAD_REQUEST,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        Refusal(status, e.to_string())
+impl Host {
+    /// Loads the configured models (the GPU gate runs here, once per model) and compiles the
+    /// modules. Any failure stops the start, naming the model or module.
+    pub async fn load(config: &Config) -> Result<Host, LoadError> {
+        let registry = Arc::new(Registry::load(config).await?);
+        let pool = Arc::new(Pool::new(&config.limits));
+        let modules = Arc::new(Modules::load(config, registry.clone(), pool.clone()).await?);
+        let reload_every = (config.limits.reload_ms > 0).then(|| Duration::from_millis(config.limits.reload_ms));
+        Ok(Host { registry, modules, pool, max_body_bytes: config.limits.max_body_bytes, reload_every })
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// The OIP routes and each module's route.
+    pub fn router(self: &Arc<Self>) -> Router {
+        let mut router = Router::new()
+            .route("/v2/health/live", get(|| async { Json(serde_json::json!({ "live": true })) }))
+            .route("/v2/health/ready", get(|| async { Json(serde_json::json!({ "ready": true })) }))
+            .route("/v2", get(server_metadata))
+            .route("/v2/modules", get(modules))
+            .route("/v2/models/{model}", get(metadata))
+            .route("/v2/models/{model}/ready", get(ready))
+            .route("/v2/models/{model}/infer", post(infer))
+            .route("/v2/models/{model}/versions/{version}", get(metadata))
+            .route("/v2/models/{model}/versions/{version}/ready", get(ready))
+            .route("/v2/models/{model}/versions/{version}/infer", post(infer))
+            .layer(DefaultBodyLimit::max(self.max_body_bytes));
+        for (route, name) in self.modules.routes() {
+            let handler = move |State(host): State<Arc<Host>>, request: axum::extract::Request| async move {
+                host.call_module(&name, request).await
+            };
+            // The module reads its body itself, within the same limit.
+            router = router
+                .route(&route, any(handler.clone()).layer(DefaultBodyLimit::disable()))
+                .route(&format!("{route}/{{*rest}}"), any(handler).layer(DefaultBodyLimit::disable()));
+        }
+        router
+            .fallback(|| async { Refusal(StatusCode::NOT_FOUND, "no such route; see /v2 for the API".to_owned()) })
+            .with_state(self.clone())
+    }
+
+    /// Serves `request` on the module `name` as its route does (for embedders and benchmarks).
+    pub async fn call_module(&self, name: &str, request: axum::extract::Request) -> Response {
+        self.modules.handle(name, request).await.into_response()
+    }
+
+    /// Starts checking model and module files for changes (when `limits.reload_ms` > 0); stops
+    /// when the handle is aborted.
+    pub fn watch(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let every = self.reload_every?;
+        Some(crate::reload::spawn(self.registry.clone(), self.modules.clone(), every))
+    }
+
+    /// At shutdown: each model's last feature summary, then what telemetry can be delivered
+    /// within `timeout`; the rest stays spooled for the next start.
+    pub async fn flush(&self, timeout: Duration) {
+        self.registry.flush(timeout).await;
     }
 }
 
-/// The routes over loaded models.
-pub fn router(config: &Config, registry: Arc<Registry>) -> Router {
-    let host = Arc::new(Host { registry, pool: Pool::new(&config.limits) });
-    Router::new()
-        .route("/v2/health/live", get(|| async { Json(serde_json::json!({ "live": true })) }))
-        .route("/v2/health/ready", get(|| async { Json(serde_json::json!({ "ready": true })) }))
-        .route("/v2", get(server_metadata))
-        .route("/v2/models/{model}", get(metadata))
-        .route("/v2/models/{model}/ready", get(ready))
-        .route("/v2/models/{model}/infer", post(infer))
-        .route("/v2/models/{model}/versions/{version}", get(metadata))
-        .route("/v2/models/{model}/versions/{version}/ready", get(ready))
-        .route("/v2/models/{model}/versions/{version}/infer", post(infer))
-        .fallback(|| async { Refusal(StatusCode::NOT_FOUND, "no such route; see /v2 for the API".to_owned()) })
-        .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
-        .with_state(host)
-}
-
-/// Loads the configured models and serves until `shutdown` resolves.
+/// Loads the configured models and modules and serves until `shutdown` resolves.
 pub async fn serve(
     config: &Config,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), crate::LoadError> {
-    let registry = Arc::new(Registry::load(config).await?);
-    let app = router(config, registry.clone());
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+) -> Result<(), LoadError> {
+    let host = Arc::new(Host::load(config).await?);
+    let watcher = host.watch();
+    if let Err(e) = axum::serve(listener, host.router()).with_graceful_shutdown(shutdown).await {
         tracing::error!(error = %e, "the edge host stopped serving");
     }
-    // What is not delivered in time stays spooled for the next start.
-    for served in registry.iter() {
-        if let Some(recording) = &served.recording {
-            recording.flush(std::time::Duration::from_secs(5)).await;
-        }
+    if let Some(watcher) = watcher {
+        watcher.abort();
     }
+    host.flush(Duration::from_secs(5)).await;
     Ok(())
 }
 
@@ -99,11 +133,16 @@ async fn server_metadata() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "name": "sextant-edge", "version": env!("CARGO_PKG_VERSION"), "extensions": [] }))
 }
 
+async fn modules(State(host): State<Arc<Host>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "modules": host.modules.status() }))
+}
+
 /// `{model}` or `{model}/versions/{version}` from the path.
-fn find<'a>(host: &'a Host, path: &[String]) -> Result<&'a Arc<Served>, Refusal> {
+fn find(host: &Host, path: &[String]) -> Result<Arc<Served>, Refusal> {
     let (name, version) = (path[0].as_str(), path.get(1).map(String::as_str));
     host.registry.get(name, version).ok_or_else(|| {
-        let known: Vec<String> = host.registry.iter().map(|m| format!("{} (version {})", m.name, m.version)).collect();
+        let known: Vec<String> =
+            host.registry.all().iter().map(|m| format!("{} (version {})", m.name, m.version)).collect();
         let asked = version.map_or_else(|| format!("model {name:?}"), |v| format!("model {name:?} version {v:?}"));
         Refusal(StatusCode::NOT_FOUND, format!("{asked} is not served here; served: {}", known.join(", ")))
     })
@@ -131,7 +170,7 @@ async fn infer(
     Path(path): Path<Vec<String>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Refusal> {
-    let served = find(&host, &path)?.clone();
+    let served = find(&host, &path)?;
     // Over `limits.max_body_bytes` (413) or unreadable: the protocol's error body, not axum's text.
     let body = body.map_err(|e| Refusal(e.status(), e.body_text()))?;
     // A request this model cannot take is telemetry too (`rejected_input`).
@@ -156,24 +195,8 @@ async fn infer(
         let names: Vec<&str> = served.session.outputs().iter().map(|o| o.name.as_str()).collect();
         return Err(rejected(format!("unknown output `{unknown}`; the model has {names:?}")));
     }
-    let recorded_inputs = served.recording.as_ref().map(|r| r.inputs(&inputs)).unwrap_or_default();
-    let started = tokio::time::Instant::now();
-    let outputs = match host.pool.run(served.session.clone(), inputs).await {
-        Ok(outputs) => outputs,
-        Err(e) => {
-            let refusal = Refusal::from(e);
-            if let Some(recording) = &served.recording {
-                let kind = match refusal.0 {
-                    StatusCode::BAD_REQUEST => telemetry::ErrorKind::RejectedInput,
-                    _ => telemetry::ErrorKind::Inference,
-                };
-                recording.error(kind, &refusal.1);
-            }
-            return Err(refusal);
-        }
-    };
-    let gpu = served.session.engine() == runtime::Engine::Gpu;
-    let prediction_ids = served.recording.as_ref().map(|r| r.run(&recorded_inputs, &outputs, started.elapsed(), gpu));
+    let done = served.infer(&host.pool, inputs).await.map_err(Refusal::from)?;
+    let (outputs, prediction_ids) = (done.outputs, done.prediction_ids);
     let outputs = outputs
         .iter()
         .filter(|(name, _)| wanted.as_ref().is_none_or(|w| w.contains(name)))

@@ -162,6 +162,15 @@ impl Shipper {
         Ok(())
     }
 
+    /// Switches the model the next records are about (see [`Batcher::set_model`]).
+    pub fn set_model(&self, model: telemetry::ModelRef) -> Result<(), ShipError> {
+        let mut state = self.state.lock().map_err(|_| ShipError::Poisoned)?;
+        state.batcher.set_model(model).map_err(|e| ShipError::Push(e.into()))?;
+        state.sync();
+        self.wake.notify_one();
+        Ok(())
+    }
+
     /// Seals what is open and waits until every batch is delivered or given up on, or `timeout`
     /// passes. True when nothing is left to send.
     pub async fn flush(&self, timeout: Duration) -> bool {

@@ -212,6 +212,16 @@ impl Batcher {
         Ok(())
     }
 
+    /// The model the next records are about (a new version was deployed in place): what is open
+    /// is sealed first, so each batch names the model its records came from.
+    pub fn set_model(&mut self, model: ModelRef) -> Result<(), EncodeError> {
+        if model != self.model {
+            self.seal()?;
+            self.model = model;
+        }
+        Ok(())
+    }
+
     /// Seals the open batch when its oldest record is `max_age_ms` old.
     pub fn tick(&mut self, now_ms: i64) -> Result<(), EncodeError> {
         if !self.open.is_empty() && now_ms - self.opened_at_ms >= self.config.max_age_ms {

@@ -4,6 +4,9 @@
 // Tests unwrap: a panic is a failure with a message.
 #![allow(clippy::unwrap_used)]
 
+mod guests;
+mod modules;
+
 use std::path::{Path, PathBuf};
 
 use runtime::{Model, Session, SessionOptions, Tensor};
@@ -37,8 +40,8 @@ version = "7"
     let config = edge::Config::load(&file).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let registry = edge::Registry::load(&config).await.unwrap();
-    let app = edge::router(&config, std::sync::Arc::new(registry));
+    let host = std::sync::Arc::new(edge::Host::load(&config).await.unwrap());
+    let app = host.router();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     url
 }
