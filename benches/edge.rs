@@ -179,10 +179,13 @@ async fn throughput(guests: &Path, dir: &Path, seconds: u64) {
                     let (mut samples, mut failed) = (Vec::new(), 0u64);
                     while Instant::now() < end {
                         let started = Instant::now();
-                        let response = client.post(&url).body(body.clone()).send().await;
-                        match response {
-                            Ok(r) if r.status() == 200 && r.bytes().await.is_ok() => samples.push(started.elapsed()),
-                            _ => failed += 1,
+                        let ok = match client.post(&url).body(body.clone()).send().await {
+                            Ok(r) => r.status() == 200 && r.bytes().await.is_ok(),
+                            Err(_) => false,
+                        };
+                        match ok {
+                            true => samples.push(started.elapsed()),
+                            false => failed += 1,
                         }
                     }
                     (samples, failed)
