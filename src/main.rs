@@ -16,6 +16,7 @@ mod profile;
 mod run;
 mod table;
 mod tensor_files;
+mod validate;
 mod web;
 
 use std::process::ExitCode;
@@ -47,8 +48,10 @@ enum Command {
     Drift(drift::Args),
     /// Run the telemetry collector (or manage its API keys).
     Collect(collect::Args),
-    /// Serve models over the Open Inference Protocol (KServe v2) from a TOML configuration.
+    /// Serve models over the Open Inference Protocol (KServe v2) and sandboxed wasm modules from a TOML configuration.
     Edge(edge::Args),
+    /// Validate a model on labelled data before it ships: metrics, challengers, resources, a CI gate, a model card.
+    Validate(validate::Args),
     /// Serve the web demo (www/demo), the browser package (pkg/) and the example models.
     Web(web::Args),
 }
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Command::Drift(args) => drift::main(args),
         Command::Web(args) => web::main(args),
         Command::Edge(args) => edge::main(args),
+        Command::Validate(args) => validate::main(args),
     };
     match result {
         Ok(code) => code,

@@ -12,6 +12,7 @@ mod edge;
 #[path = "../../crates/edge/tests/it/guests.rs"]
 mod guests;
 mod profile;
+mod validate;
 mod web;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,157 @@
+//! `sextant validate` against scikit-learn: the metrics of the wine fixture and of a deliberately
+//! worse challenger on the held-out wine rows equal scikit-learn's (tests/data/validate/make.py);
+//! the challenger loses with significance; the gate refuses and the model card says why; bad CSVs
+//! are named by row and column.
+
+use serde_json::Value;
+
+use crate::{fixture, sextant};
+
+fn data(name: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/validate").join(name).display().to_string()
+}
+
+fn expected() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(data("expected.json")).unwrap()).unwrap()
+}
+
+fn close(actual: &Value, expected: &Value, what: &str) {
+    let (a, e) = (actual.as_f64().unwrap(), expected.as_f64().unwrap());
+    assert!((a - e).abs() <= 1e-12, "{what}: sextant {a}, scikit-learn {e}");
+}
+
+/// Every metric scikit-learn reports, for one model.
+fn same_metrics(ours: &Value, theirs: &Value, who: &str) {
+    close(&ours["accuracy"]["value"], &theirs["accuracy"], &format!("{who} accuracy"));
+    for (average, key) in [("macro", "macro_avg"), ("weighted", "weighted_avg")] {
+        for metric in ["precision", "recall", "f1"] {
+            close(&ours[key][metric], &theirs[average][metric], &format!("{who} {average} {metric}"));
+        }
+    }
+    let classes = ours["classes"].as_array().unwrap();
+    assert_eq!(classes.len(), theirs["classes"].as_object().unwrap().len(), "{who}: classes");
+    for class in classes {
+        let label = class["label"].as_str().unwrap();
+        let reference = &theirs["classes"][label];
+        close(&class["precision"]["value"], &reference["precision"], &format!("{who} class {label} precision"));
+        close(&class["recall"]["value"], &reference["recall"], &format!("{who} class {label} recall"));
+        close(&class["f1"], &reference["f1"], &format!("{who} class {label} f1"));
+        assert_eq!(class["support"], reference["support"], "{who} class {label} support");
+    }
+}
+
+#[test]
+fn metrics_equal_scikit_learns_and_a_worse_challenger_loses() {
+    let model = fixture("wine_tabular/model.onnx").display().to_string();
+    let run = sextant(&[
+        "validate",
+        &model,
+        &data("wine_holdout.csv"),
+        "--target",
+        "class",
+        "--against",
+        &data("wine_worse.onnx"),
+        "--batch",
+        "16",
+        "--json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let expected = expected();
+    assert_eq!(report["rows"], expected["rows"]);
+    same_metrics(&report["model"]["metrics"], &expected["champion"], "model");
+    same_metrics(&report["challengers"][0]["metrics"], &expected["challenger"], "challenger");
+    let comparison = &report["comparisons"][0];
+    assert_eq!(comparison["only_model_right"], expected["mcnemar"]["only_champion_right"]);
+    assert_eq!(comparison["only_challenger_right"], expected["mcnemar"]["only_challenger_right"]);
+    let (p, reference) = (comparison["p_value"].as_f64().unwrap(), expected["mcnemar"]["p_value"].as_f64().unwrap());
+    assert!((p - reference).abs() <= 1e-12 * reference.max(1e-300), "McNemar p: {p} vs {reference}");
+    assert_eq!(comparison["verdict"], "challenger worse");
+    assert!(report["model"]["resources"]["batch1_p50_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["model"]["sha256"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn the_gate_refuses_a_model_under_its_floor_and_the_card_says_why() {
+    let dir = std::env::temp_dir().join(format!("sextant-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let card = dir.join("card.md");
+    let args = |floor: &str| {
+        let card = card.display().to_string();
+        let run = sextant(&[
+            "validate",
+            &data("wine_worse.onnx"),
+            &data("wine_holdout.csv"),
+            "--target",
+            "class",
+            "--fail-under",
+            floor,
+            "--report",
+            &card,
+        ]);
+        (run, std::fs::read_to_string(&card).unwrap())
+    };
+    let (run, text) = args("accuracy=0.9");
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("validation failed: accuracy is 0.6296, under 0.9"), "{}", run.stderr);
+    assert!(text.contains("| gate | **failed**: accuracy is 0.6296, under 0.9 |"), "{text}");
+    assert!(text.contains("wine_holdout.csv` (54 rows, sha256 `"), "{text}");
+    let (run, text) = args("macro_f1=0.4");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(text.contains("| gate | passed |"), "{text}");
+    let run = sextant(&[
+        "validate",
+        &data("wine_worse.onnx"),
+        &data("wine_holdout.csv"),
+        "--target",
+        "class",
+        "--fail-under",
+        "auc=0.5",
+    ]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("unknown metric `auc`"), "{}", run.stderr);
+}
+
+#[test]
+fn bad_csvs_are_named_by_row_and_column() {
+    let dir = std::env::temp_dir().join(format!("sextant-validate-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let holdout = std::fs::read_to_string(data("wine_holdout.csv")).unwrap();
+    let model = fixture("wine_tabular/model.onnx").display().to_string();
+    let check = |name: &str, text: String, extra: &[&str], message: &str| {
+        let file = dir.join(name);
+        std::fs::write(&file, text).unwrap();
+        let file = file.display().to_string();
+        let mut args = vec!["validate", model.as_str(), file.as_str(), "--target", "class"];
+        args.extend(extra);
+        let run = sextant(&args);
+        assert_ne!(run.code, 0, "{name}");
+        assert!(run.stderr.contains(message), "{name}: {}", run.stderr);
+    };
+    let lines: Vec<&str> = holdout.lines().collect();
+    // A column dropped: the model's width no longer matches; named explicitly, the column is missing.
+    let edit = |line: usize, f: &dyn Fn(&mut Vec<&str>)| -> String {
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let mut cells: Vec<&str> = l.split(',').collect();
+                if i == line || line == usize::MAX {
+                    f(&mut cells);
+                }
+                cells.join(",") + "\n"
+            })
+            .collect()
+    };
+    let dropped = edit(usize::MAX, &|cells| {
+        cells.remove(10);
+    });
+    check("dropped.csv", dropped.clone(), &[], "takes 13 features a row; the data gives 12 columns");
+    check("named.csv", dropped, &["--columns", "alcohol,hue"], "no column `hue`");
+    let typed = edit(3, &|cells| cells[2] = "abc");
+    check("typed.csv", typed, &[], "data row 3, column `ash`: expected a number, found \"abc\"");
+    let mut ragged = lines.iter().map(|l| format!("{l}\n")).collect::<Vec<_>>();
+    ragged[5] = "1,2,3\n".to_owned();
+    check("ragged.csv", ragged.concat(), &[], "while reading data row 5");
+    check("untargeted.csv", holdout.replacen(",class", ",label", 1), &[], "no target column `class`");
+}
