@@ -267,7 +267,7 @@ fn performance(reference: &Table, current: &Table, target: &str, prediction: &st
 }
 
 /// "1.0" and "1" are the same class.
-fn class_name(cell: &str) -> &str {
+pub(crate) fn class_name(cell: &str) -> &str {
     cell.strip_suffix(".0").unwrap_or(cell)
 }
 

@@ -14,6 +14,7 @@ use runtime::{Session, Tensor, TensorData};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::drift::class_name;
 use crate::options::{Backend, load_model};
 use crate::table::{Table, is_missing};
 
@@ -231,11 +232,6 @@ fn features(table: &Table, columns: &[String], data: &str) -> Result<Vec<f32>> {
         }
     }
     Ok(values)
-}
-
-/// "1.0" and "1" are the same class.
-fn class_name(cell: &str) -> &str {
-    cell.strip_suffix(".0").unwrap_or(cell)
 }
 
 fn evaluate(path: &Path, features: &[f32], width: usize, truth: &[String], args: &Args) -> Result<Evaluation> {

@@ -123,8 +123,12 @@ async fn load_model(m: &ModelConfig) -> Result<Loaded, LoadError> {
     let session = Session::new(&model, &options).await.map_err(runtime_error)?;
     let version =
         m.version.clone().or_else(|| model.metadata().get("version").cloned()).unwrap_or_else(|| "1".to_owned());
-    let hash = format!("sha256:{}", Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect::<String>());
-    Ok(Loaded { version, hash, session })
+    Ok(Loaded { version, hash: content_hash(&bytes), session })
+}
+
+/// A file's identity as telemetry and `/v2/modules` name it: `sha256:` and the hex digest.
+pub(crate) fn content_hash(bytes: &[u8]) -> String {
+    format!("sha256:{}", Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
 impl Registry {

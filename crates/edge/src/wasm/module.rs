@@ -16,7 +16,6 @@ use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use http_body_util::{BodyExt, Full};
-use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
@@ -29,7 +28,7 @@ use super::nn::{self, NnCtx, NnView};
 use crate::config::{Limits, ModuleConfig};
 use crate::pool::Pool;
 use crate::refusal::Refusal;
-use crate::registry::Registry;
+use crate::registry::{Registry, content_hash};
 
 const MIB: usize = 1 << 20;
 
@@ -105,8 +104,7 @@ impl Module {
         let component = Component::new(&shared.engine, &bytes).map_err(invalid)?;
         let pre = shared.linker.instantiate_pre(&component).map_err(invalid)?;
         let pre = ProxyPre::new(pre).map_err(invalid)?;
-        let hash = format!("sha256:{}", Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect::<String>());
-        Ok(Module { config: config.clone(), hash, pre })
+        Ok(Module { config: config.clone(), hash: content_hash(&bytes), pre })
     }
 
     /// Serves one request on a fresh instance. Every failure is a refusal naming the module and
