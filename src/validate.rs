@@ -1,6 +1,7 @@
-//! `sextant validate`: a model on a fresh labelled data set before it ships. Classification
-//! metrics with Wilson intervals (the monitoring crate's own), challengers through the same rows
-//! with an exact McNemar test against the model, what running it costs here, a CI gate
+//! `sextant validate`: a model on a fresh labelled data set before it ships. The monitoring
+//! crate's metrics (classification with Wilson intervals; regression MAE, RMSE, R²), challengers
+//! through the same rows with an exact paired test against the model (McNemar for classes, the
+//! sign test on absolute errors for values), what running it costs here, a CI gate
 //! (`--fail-under`) and a model card a reviewer can sign off (`--report OUT.md`).
 
 use std::io::Write as _;
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use analysis::performance::{ClassificationMetrics, Confusion, Estimate};
+use analysis::performance::{ClassificationMetrics, Confusion, Estimate, Regression, RegressionMetrics};
 use anyhow::{Context, Result, bail};
 use runtime::{Session, Tensor, TensorData};
 use serde::Serialize;
@@ -24,14 +25,14 @@ pub struct Args {
     model: PathBuf,
     /// Labelled data: CSV with a header row.
     data: PathBuf,
-    /// The column holding the true class.
+    /// The column holding the truth: the class, or the value for a regression.
     #[arg(long)]
     target: String,
     /// Feature columns in the order of the model's input (default: every other column, in file order).
     #[arg(long, value_delimiter = ',')]
     columns: Option<Vec<String>>,
     /// The output holding the prediction (default: the model's last output): class labels
-    /// (integers), or scores whose argmax is the class.
+    /// (integers), scores whose argmax is the class, or one value a row (a regression).
     #[arg(long)]
     output: Option<String>,
     /// A challenger: the same rows through it, compared with the model (repeatable).
@@ -44,7 +45,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "cpu")]
     backend: Backend,
     /// Exit 1 when the model's metric is under the value (accuracy, macro_f1, weighted_f1,
-    /// macro_precision, macro_recall), e.g. `--fail-under accuracy=0.9`.
+    /// macro_precision, macro_recall; r2 for a regression), e.g. `--fail-under accuracy=0.9`.
     #[arg(long = "fail-under", value_name = "METRIC=VALUE", value_parser = parse_gate)]
     fail_under: Vec<(Metric, f64)>,
     /// Print the result as JSON.
@@ -63,16 +64,20 @@ enum Metric {
     WeightedF1,
     MacroPrecision,
     MacroRecall,
+    R2,
 }
 
 impl Metric {
-    fn of(self, m: &ClassificationMetrics) -> f64 {
-        match self {
-            Metric::Accuracy => m.accuracy.value,
-            Metric::MacroF1 => m.macro_avg.f1,
-            Metric::WeightedF1 => m.weighted_avg.f1,
-            Metric::MacroPrecision => m.macro_avg.precision,
-            Metric::MacroRecall => m.macro_avg.recall,
+    /// The metric's value, when it applies to the model's task.
+    fn of(self, metrics: &Metrics) -> Option<f64> {
+        match (self, metrics) {
+            (Metric::Accuracy, Metrics::Classification(m)) => Some(m.accuracy.value),
+            (Metric::MacroF1, Metrics::Classification(m)) => Some(m.macro_avg.f1),
+            (Metric::WeightedF1, Metrics::Classification(m)) => Some(m.weighted_avg.f1),
+            (Metric::MacroPrecision, Metrics::Classification(m)) => Some(m.macro_avg.precision),
+            (Metric::MacroRecall, Metrics::Classification(m)) => Some(m.macro_avg.recall),
+            (Metric::R2, Metrics::Regression(m)) => Some(m.r2),
+            _ => None,
         }
     }
 
@@ -83,12 +88,13 @@ impl Metric {
             Metric::WeightedF1 => "weighted_f1",
             Metric::MacroPrecision => "macro_precision",
             Metric::MacroRecall => "macro_recall",
+            Metric::R2 => "r2",
         }
     }
 }
 
-const METRICS: [Metric; 5] =
-    [Metric::Accuracy, Metric::MacroF1, Metric::WeightedF1, Metric::MacroPrecision, Metric::MacroRecall];
+const METRICS: [Metric; 6] =
+    [Metric::Accuracy, Metric::MacroF1, Metric::WeightedF1, Metric::MacroPrecision, Metric::MacroRecall, Metric::R2];
 
 fn parse_gate(text: &str) -> Result<(Metric, f64)> {
     let Some((name, value)) = text.split_once('=') else { bail!("expected METRIC=VALUE, got `{text}`") };
@@ -101,17 +107,49 @@ fn parse_gate(text: &str) -> Result<(Metric, f64)> {
     Ok((metric, value))
 }
 
-/// One model's result on the data.
+/// One model run over the data.
 #[derive(Debug, Serialize)]
-struct Evaluation {
+struct Ran {
     model: String,
     sha256: String,
     bytes: u64,
     engine: String,
-    metrics: ClassificationMetrics,
     resources: Resources,
     #[serde(skip)]
-    predictions: Vec<String>,
+    predictions: Predictions,
+}
+
+/// One model's result on the data.
+#[derive(Debug, Serialize)]
+struct Evaluation {
+    #[serde(flatten)]
+    ran: Ran,
+    metrics: Metrics,
+}
+
+/// Each row's prediction: a class, or a value.
+#[derive(Debug)]
+enum Predictions {
+    Classes(Vec<String>),
+    Values(Vec<f64>),
+}
+
+impl Predictions {
+    fn append(&mut self, more: Predictions) -> Result<()> {
+        match (self, more) {
+            (Predictions::Classes(a), Predictions::Classes(b)) => a.extend(b),
+            (Predictions::Values(a), Predictions::Values(b)) => a.extend(b),
+            _ => bail!("the output changed between classes and values from one batch to the next"),
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "task", rename_all = "snake_case")]
+enum Metrics {
+    Classification(ClassificationMetrics),
+    Regression(RegressionMetrics),
 }
 
 /// What running the model costs on this machine.
@@ -126,12 +164,14 @@ struct Resources {
     peak_rss_mib: Option<f64>,
 }
 
-/// A challenger against the model: the exact McNemar test on the rows where they disagree.
+/// A challenger against the model: an exact paired test on the rows where one does better —
+/// McNemar (only one of them right) for classes, the sign test (a smaller absolute error) for values.
 #[derive(Debug, Serialize)]
 struct Comparison {
     challenger: String,
-    only_model_right: u64,
-    only_challenger_right: u64,
+    test: &'static str,
+    model_better: u64,
+    challenger_better: u64,
     p_value: f64,
     verdict: &'static str,
 }
@@ -169,31 +209,34 @@ pub fn main(args: Args) -> Result<ExitCode> {
         bail!("{data_name}: no column `{missing}`; columns are {:?}", table.headers);
     }
     let features = features(&table, &columns, &data_name)?;
-    let truth: Vec<String> = truth_cells
+    let rows = truth_cells.len();
+    let ran = run(&args.model, &features, columns.len(), rows, &args)?;
+    let truth = Truth::read(truth_cells, &ran.predictions, &data_name, &args.target)?;
+    let evaluate = |ran: Ran| -> Result<Evaluation> {
+        let metrics = truth.metrics(&ran.predictions).with_context(|| ran.model.clone())?;
+        Ok(Evaluation { ran, metrics })
+    };
+    let model = evaluate(ran)?;
+    let challengers = args
+        .against
         .iter()
-        .enumerate()
-        .map(|(row, cell)| match is_missing(cell) {
-            true => bail!("{data_name}: data row {}, column `{}`: the true class is missing", row + 1, args.target),
-            false => Ok(class_name(cell).to_owned()),
-        })
-        .collect::<Result<_>>()?;
-
-    let model = evaluate(&args.model, &features, columns.len(), &truth, &args)?;
-    let mut challengers = Vec::new();
-    for path in &args.against {
-        challengers.push(evaluate(path, &features, columns.len(), &truth, &args)?);
-    }
+        .map(|path| evaluate(run(path, &features, columns.len(), rows, &args)?))
+        .collect::<Result<Vec<_>>>()?;
     let comparisons = challengers.iter().map(|c| compare(&model, c, &truth)).collect();
-    let failed: Vec<String> = args
-        .fail_under
-        .iter()
-        .filter(|(metric, floor)| metric.of(&model.metrics) < *floor)
-        .map(|(metric, floor)| format!("{} is {:.4}, under {floor}", metric.name(), metric.of(&model.metrics)))
-        .collect();
+    let mut failed = Vec::new();
+    for (metric, floor) in &args.fail_under {
+        let task = if matches!(model.metrics, Metrics::Regression(_)) { "regression" } else { "classification" };
+        let value = metric
+            .of(&model.metrics)
+            .with_context(|| format!("`{}` does not apply to a {task} model", metric.name()))?;
+        if value < *floor {
+            failed.push(format!("{} is {value:.4}, under {floor}", metric.name()));
+        }
+    }
     let report = Report {
         data: data_name,
         data_sha256: sha256_file(&args.data)?,
-        rows: truth.len(),
+        rows,
         target: args.target.clone(),
         columns,
         model,
@@ -234,7 +277,7 @@ fn features(table: &Table, columns: &[String], data: &str) -> Result<Vec<f32>> {
     Ok(values)
 }
 
-fn evaluate(path: &Path, features: &[f32], width: usize, truth: &[String], args: &Args) -> Result<Evaluation> {
+fn run(path: &Path, features: &[f32], width: usize, rows: usize, args: &Args) -> Result<Ran> {
     let name = path.display().to_string();
     let model = load_model(path)?;
     let input = match model.inputs() {
@@ -263,35 +306,34 @@ fn evaluate(path: &Path, features: &[f32], width: usize, truth: &[String], args:
         pollster::block_on(Session::new(&model, &options)).with_context(|| format!("while preparing {name}"))?;
     let load = started.elapsed();
 
-    let rows = truth.len();
     let progress = indicatif::ProgressBar::new(rows as u64).with_message(name.clone());
     let batch = args.batch as usize;
-    let mut predictions = Vec::with_capacity(rows);
+    let mut predictions: Option<Predictions> = None;
     for start in (0..rows).step_by(batch) {
         let n = batch.min(rows - start);
         let tensor = Tensor::new(&[n, width], features[start * width..(start + n) * width].to_vec())?;
         let outputs = pollster::block_on(session.run(vec![(input.name.clone(), tensor)]))
             .with_context(|| format!("{name}: rows {}–{}", start + 1, start + n))?;
         let (_, out) = outputs.iter().find(|(o, _)| *o == output).context("the output went missing")?;
-        predictions.extend(classes(out, n).with_context(|| format!("{name}: output `{output}`"))?);
+        let batch = predict(out, n).with_context(|| format!("{name}: output `{output}`"))?;
+        match &mut predictions {
+            Some(all) => all.append(batch)?,
+            None => predictions = Some(batch),
+        }
         progress.inc(n as u64);
     }
     progress.finish_and_clear();
 
-    let mut confusion = Confusion::default();
-    for (t, p) in truth.iter().zip(&predictions) {
-        confusion.add(t, p);
-    }
+    let predictions = predictions.context("the data has no rows")?;
     let one = |n: usize| Tensor::new(&[n, width], features[..n * width].to_vec());
     let (p50, p99) = latency(&session, &input.name, &one(1)?, 30)?;
     let (batch_p50, _) = latency(&session, &input.name, &one(batch.min(rows))?, 10)?;
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    Ok(Evaluation {
+    Ok(Ran {
         sha256: sha256_file(path)?,
         bytes: std::fs::metadata(path)?.len(),
         engine: session.engine().to_string(),
         model: name,
-        metrics: confusion.metrics(),
         resources: Resources {
             load_ms: ms(load),
             batch1_p50_ms: ms(p50),
@@ -304,21 +346,73 @@ fn evaluate(path: &Path, features: &[f32], width: usize, truth: &[String], args:
     })
 }
 
-/// Each row's class: an integer label as it is, or the argmax of a row of scores.
-fn classes(tensor: &Tensor, rows: usize) -> Result<Vec<String>> {
+/// Each row's prediction: an integer label as it is, the argmax of a row of scores, or one value.
+fn predict(tensor: &Tensor, rows: usize) -> Result<Predictions> {
     let width = tensor.len().checked_div(rows).unwrap_or(0);
+    let argmax = |row: &[f32]| (0..row.len()).fold(0, |b, i| if row[i] > row[b] { i } else { b }).to_string();
     match tensor.data() {
-        TensorData::I64(v) if width == 1 => Ok(v.iter().map(i64::to_string).collect()),
-        TensorData::I32(v) if width == 1 => Ok(v.iter().map(i32::to_string).collect()),
-        TensorData::F32(v) if width > 1 => Ok(v
-            .chunks(width)
-            .map(|row| (0..row.len()).fold(0, |b, i| if row[i] > row[b] { i } else { b }).to_string())
-            .collect()),
+        TensorData::I64(v) if width == 1 => Ok(Predictions::Classes(v.iter().map(i64::to_string).collect())),
+        TensorData::I32(v) if width == 1 => Ok(Predictions::Classes(v.iter().map(i32::to_string).collect())),
+        TensorData::F32(v) if width > 1 => Ok(Predictions::Classes(v.chunks(width).map(argmax).collect())),
+        TensorData::F32(v) if width == 1 => Ok(Predictions::Values(v.iter().map(|&x| f64::from(x)).collect())),
+        TensorData::F64(v) if width == 1 => Ok(Predictions::Values(v.clone())),
         other => bail!(
-            "expected integer class labels (one a row) or scores (several a row); found {} with {width} a row \
-             (regression models are not validated yet)",
+            "expected integer class labels or one value a row, or several scores a row; found {} with {width} a row",
             other.dtype()
         ),
+    }
+}
+
+/// The truth column, read as the model's task needs it.
+enum Truth {
+    Classes(Vec<String>),
+    Values(Vec<f64>),
+}
+
+impl Truth {
+    fn read(cells: &crate::table::Column, predictions: &Predictions, data: &str, target: &str) -> Result<Truth> {
+        let at = |row: usize| format!("{data}: data row {}, column `{target}`", row + 1);
+        let mut classes = Vec::new();
+        let mut values = Vec::new();
+        for (row, cell) in cells.iter().enumerate() {
+            if is_missing(cell) {
+                bail!("{}: the truth is missing", at(row));
+            }
+            match predictions {
+                Predictions::Classes(_) => classes.push(class_name(cell).to_owned()),
+                Predictions::Values(_) => values.push(
+                    cell.parse::<f64>()
+                        .ok()
+                        .filter(|v| v.is_finite())
+                        .with_context(|| format!("{}: expected a number, found {cell:?}", at(row)))?,
+                ),
+            }
+        }
+        Ok(match predictions {
+            Predictions::Classes(_) => Truth::Classes(classes),
+            Predictions::Values(_) => Truth::Values(values),
+        })
+    }
+
+    fn metrics(&self, predictions: &Predictions) -> Result<Metrics> {
+        match (self, predictions) {
+            (Truth::Classes(truth), Predictions::Classes(predicted)) => {
+                let mut confusion = Confusion::default();
+                for (t, p) in truth.iter().zip(predicted) {
+                    confusion.add(t, p);
+                }
+                Ok(Metrics::Classification(confusion.metrics()))
+            }
+            (Truth::Values(truth), Predictions::Values(predicted)) => {
+                let mut sums = Regression::default();
+                for (t, p) in truth.iter().zip(predicted) {
+                    sums.add(*t, *p);
+                }
+                Ok(Metrics::Regression(sums.metrics()))
+            }
+            (Truth::Classes(_), Predictions::Values(_)) => bail!("it predicts values; the model predicts classes"),
+            (Truth::Values(_), Predictions::Classes(_)) => bail!("it predicts classes; the model predicts values"),
+        }
     }
 }
 
@@ -337,31 +431,41 @@ fn latency(session: &Session, input: &str, tensor: &Tensor, runs: usize) -> Resu
     Ok((at(0.5), at(0.99)))
 }
 
-fn compare(model: &Evaluation, challenger: &Evaluation, truth: &[String]) -> Comparison {
-    let (mut only_model, mut only_challenger) = (0u64, 0u64);
-    for ((t, a), b) in truth.iter().zip(&model.predictions).zip(&challenger.predictions) {
-        match (a == t, b == t) {
-            (true, false) => only_model += 1,
-            (false, true) => only_challenger += 1,
-            _ => {}
+fn compare(model: &Evaluation, challenger: &Evaluation, truth: &Truth) -> Comparison {
+    let (mut model_better, mut challenger_better) = (0u64, 0u64);
+    let mut tally = |a: bool, b: bool| match (a, b) {
+        (true, false) => model_better += 1,
+        (false, true) => challenger_better += 1,
+        _ => {}
+    };
+    let test = match (truth, &model.ran.predictions, &challenger.ran.predictions) {
+        (Truth::Classes(t), Predictions::Classes(a), Predictions::Classes(b)) => {
+            for ((t, a), b) in t.iter().zip(a).zip(b) {
+                tally(a == t && b != t, b == t && a != t);
+            }
+            "exact McNemar"
         }
-    }
-    let p_value = mcnemar_exact(only_model, only_challenger);
-    let verdict = match (p_value < ALPHA, only_challenger > only_model) {
+        (Truth::Values(t), Predictions::Values(a), Predictions::Values(b)) => {
+            for ((t, a), b) in t.iter().zip(a).zip(b) {
+                let (ea, eb) = ((a - t).abs(), (b - t).abs());
+                tally(ea < eb, eb < ea);
+            }
+            "exact sign test on absolute errors"
+        }
+        // Truth::metrics refused mixed tasks before any comparison.
+        _ => "none",
+    };
+    let p_value = mcnemar_exact(model_better, challenger_better);
+    let verdict = match (p_value < ALPHA, challenger_better > model_better) {
         (false, _) => "no significant difference",
         (true, true) => "challenger better",
         (true, false) => "challenger worse",
     };
-    Comparison {
-        challenger: challenger.model.clone(),
-        only_model_right: only_model,
-        only_challenger_right: only_challenger,
-        p_value,
-        verdict,
-    }
+    Comparison { challenger: challenger.ran.model.clone(), test, model_better, challenger_better, p_value, verdict }
 }
 
-/// Two-sided exact McNemar test: the smaller discordant count against Binomial(b + c, 1/2).
+/// Two-sided exact binomial test of `b` against `c` (McNemar on discordant pairs; the sign test):
+/// the smaller count against Binomial(b + c, 1/2).
 fn mcnemar_exact(b: u64, c: u64) -> f64 {
     let n = b + c;
     if n == 0 {
@@ -412,57 +516,59 @@ fn model_card(r: &Report) -> String {
     let mut out = Vec::new();
     let m = &r.model;
     let interval = |e: &Estimate| format!("{:.4} [{:.4}, {:.4}]", e.value, e.low, e.high);
-    let _ = writeln!(out, "# Model card: {}\n", m.model);
+    let _ = writeln!(out, "# Model card: {}\n", m.ran.model);
     let _ = writeln!(out, "| | |\n| --- | --- |");
-    let _ = writeln!(out, "| model | `{}` ({} bytes, sha256 `{}`) |", m.model, m.bytes, m.sha256);
+    let _ = writeln!(out, "| model | `{}` ({} bytes, sha256 `{}`) |", m.ran.model, m.ran.bytes, m.ran.sha256);
     let _ = writeln!(out, "| data | `{}` ({} rows, sha256 `{}`) |", r.data, r.rows, r.data_sha256);
     let _ =
         writeln!(out, "| target, features | `{}`; {} columns: {} |", r.target, r.columns.len(), r.columns.join(", "));
     let _ = writeln!(out, "| validated | {} by {} |", r.validated_at, r.tool);
     let gate = if r.failed.is_empty() { "passed".to_owned() } else { format!("**failed**: {}", r.failed.join("; ")) };
     let _ = writeln!(out, "| gate | {gate} |\n");
-    let _ = writeln!(out, "## Metrics (95% Wilson intervals)\n");
-    let _ = writeln!(
-        out,
-        "accuracy {}; macro F1 {:.4}; weighted F1 {:.4}\n",
-        interval(&m.metrics.accuracy),
-        m.metrics.macro_avg.f1,
-        m.metrics.weighted_avg.f1
-    );
-    let _ = writeln!(out, "| class | precision | recall | F1 | support |\n| --- | --- | --- | --- | --- |");
-    for c in &m.metrics.classes {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {:.4} | {} |",
-            c.label,
-            interval(&c.precision),
-            interval(&c.recall),
-            c.f1,
-            c.support
-        );
-    }
-    let _ = writeln!(
-        out,
-        "\nConfusion matrix (rows: true class; columns: predicted; order {:?}): {:?}\n",
-        m.metrics.labels, m.metrics.matrix
-    );
-    if !r.comparisons.is_empty() {
-        let _ = writeln!(out, "## Challengers (exact McNemar test, α = {ALPHA})\n");
-        let _ = writeln!(
-            out,
-            "| model | accuracy | macro F1 | only this right | only the model right | p | verdict |\n| --- | --- | --- | --- | --- | --- | --- |"
-        );
-        for (c, e) in r.comparisons.iter().zip(&r.challengers) {
+    match &m.metrics {
+        Metrics::Classification(c) => {
+            let _ = writeln!(out, "## Metrics (95% Wilson intervals)\n");
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {:.4} | {} | {} | {:.3e} | {} |",
-                c.challenger,
-                interval(&e.metrics.accuracy),
-                e.metrics.macro_avg.f1,
-                c.only_challenger_right,
-                c.only_model_right,
-                c.p_value,
-                c.verdict
+                "accuracy {}; macro F1 {:.4}; weighted F1 {:.4}\n",
+                interval(&c.accuracy),
+                c.macro_avg.f1,
+                c.weighted_avg.f1
+            );
+            let _ = writeln!(out, "| class | precision | recall | F1 | support |\n| --- | --- | --- | --- | --- |");
+            for k in &c.classes {
+                let (p, rc) = (interval(&k.precision), interval(&k.recall));
+                let _ = writeln!(out, "| {} | {p} | {rc} | {:.4} | {} |", k.label, k.f1, k.support);
+            }
+            let _ = writeln!(
+                out,
+                "\nConfusion matrix (rows: true class; columns: predicted; order {:?}): {:?}\n",
+                c.labels, c.matrix
+            );
+        }
+        Metrics::Regression(g) => {
+            let _ =
+                writeln!(out, "## Metrics\n\nMAE {:.4}; RMSE {:.4}; R² {:.4} ({} rows)\n", g.mae, g.rmse, g.r2, g.n);
+        }
+    }
+    if let Some(first) = r.comparisons.first() {
+        let _ = writeln!(out, "## Challengers ({}, α = {ALPHA})\n", first.test);
+        let _ = writeln!(
+            out,
+            "| model | metrics | rows where it is better | rows where the model is better | p | verdict |\n\
+             | --- | --- | --- | --- | --- | --- |"
+        );
+        for (c, e) in r.comparisons.iter().zip(&r.challengers) {
+            let metrics = match &e.metrics {
+                Metrics::Classification(k) => {
+                    format!("accuracy {}, macro F1 {:.4}", interval(&k.accuracy), k.macro_avg.f1)
+                }
+                Metrics::Regression(g) => format!("MAE {:.4}, RMSE {:.4}, R² {:.4}", g.mae, g.rmse, g.r2),
+            };
+            let _ = writeln!(
+                out,
+                "| `{}` | {metrics} | {} | {} | {:.3e} | {} |",
+                c.challenger, c.challenger_better, c.model_better, c.p_value, c.verdict
             );
         }
         let _ = writeln!(out);
@@ -473,12 +579,12 @@ fn model_card(r: &Report) -> String {
         "| model | engine | load | batch 1 p50 / p99 | batch n p50 | peak RSS |\n| --- | --- | --- | --- | --- | --- |"
     );
     for e in std::iter::once(m).chain(&r.challengers) {
-        let rss = e.resources.peak_rss_mib.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.0} MiB (process)"));
-        let res = &e.resources;
+        let res = &e.ran.resources;
+        let rss = res.peak_rss_mib.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.0} MiB (process)"));
         let _ = writeln!(
             out,
             "| `{}` | {} | {:.1} ms | {:.3} / {:.3} ms | {:.3} ms (n = {}) | {rss} |",
-            e.model, e.engine, res.load_ms, res.batch1_p50_ms, res.batch1_p99_ms, res.batch_p50_ms, res.batch
+            e.ran.model, e.ran.engine, res.load_ms, res.batch1_p50_ms, res.batch1_p99_ms, res.batch_p50_ms, res.batch
         );
     }
     String::from_utf8_lossy(&out).into_owned()

@@ -1,7 +1,8 @@
 //! `sextant validate` against scikit-learn: the metrics of the wine fixture and of a deliberately
 //! worse challenger on the held-out wine rows equal scikit-learn's (tests/data/validate/make.py);
-//! the challenger loses with significance; the gate refuses and the model card says why; bad CSVs
-//! are named by row and column.
+//! the challenger loses with significance; a regression's MAE / RMSE / R² equal scikit-learn's and a
+//! small difference is not called a win; the gate refuses and the model card says why; bad CSVs are
+//! named by row and column.
 
 use serde_json::Value;
 
@@ -62,13 +63,47 @@ fn metrics_equal_scikit_learns_and_a_worse_challenger_loses() {
     same_metrics(&report["model"]["metrics"], &expected["champion"], "model");
     same_metrics(&report["challengers"][0]["metrics"], &expected["challenger"], "challenger");
     let comparison = &report["comparisons"][0];
-    assert_eq!(comparison["only_model_right"], expected["mcnemar"]["only_champion_right"]);
-    assert_eq!(comparison["only_challenger_right"], expected["mcnemar"]["only_challenger_right"]);
+    assert_eq!(comparison["test"], "exact McNemar");
+    assert_eq!(comparison["model_better"], expected["mcnemar"]["only_champion_right"]);
+    assert_eq!(comparison["challenger_better"], expected["mcnemar"]["only_challenger_right"]);
     let (p, reference) = (comparison["p_value"].as_f64().unwrap(), expected["mcnemar"]["p_value"].as_f64().unwrap());
     assert!((p - reference).abs() <= 1e-12 * reference.max(1e-300), "McNemar p: {p} vs {reference}");
     assert_eq!(comparison["verdict"], "challenger worse");
     assert!(report["model"]["resources"]["batch1_p50_ms"].as_f64().unwrap() > 0.0);
     assert_eq!(report["model"]["sha256"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn regression_metrics_equal_scikit_learns_and_a_small_difference_is_not_a_win() {
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(data("expected_regression.json")).unwrap()).unwrap();
+    let (model, holdout, worse) = (data("diabetes.onnx"), data("diabetes_holdout.csv"), data("diabetes_worse.onnx"));
+    let run = sextant(&["validate", &model, &holdout, "--target", "target", "--against", &worse, "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["rows"], expected["rows"]);
+    for (ours, theirs) in [(&report["model"], &expected["model"]), (&report["challengers"][0], &expected["challenger"])]
+    {
+        assert_eq!(ours["metrics"]["task"], "regression");
+        for metric in ["mae", "rmse", "r2"] {
+            let (a, e) = (ours["metrics"][metric].as_f64().unwrap(), theirs[metric].as_f64().unwrap());
+            assert!((a - e).abs() <= 1e-9 * e.abs().max(1.0), "{metric}: sextant {a}, scikit-learn {e}");
+        }
+    }
+    let comparison = &report["comparisons"][0];
+    assert_eq!(comparison["test"], "exact sign test on absolute errors");
+    assert_eq!(comparison["model_better"], expected["sign_test"]["model_closer"]);
+    assert_eq!(comparison["challenger_better"], expected["sign_test"]["challenger_closer"]);
+    let (p, reference) = (comparison["p_value"].as_f64().unwrap(), expected["sign_test"]["p_value"].as_f64().unwrap());
+    assert!((p - reference).abs() <= 1e-12, "sign test p: {p} vs {reference}");
+    assert_eq!(comparison["verdict"], "no significant difference");
+
+    let run = sextant(&["validate", &model, &holdout, "--target", "target", "--fail-under", "r2=0.5"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("validation failed: r2 is 0.3929, under 0.5"), "{}", run.stderr);
+    let run = sextant(&["validate", &model, &holdout, "--target", "target", "--fail-under", "accuracy=0.5"]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("`accuracy` does not apply to a regression model"), "{}", run.stderr);
 }
 
 #[test]

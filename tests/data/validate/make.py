@@ -7,6 +7,9 @@
   coefficients kept.
 - expected.json: scikit-learn's metrics of each model on the holdout (predictions by onnxruntime),
   and the exact McNemar p-value of the pair.
+- diabetes.onnx, diabetes_worse.onnx, diabetes_holdout.csv, expected_regression.json: the same for a
+  regression: least squares on scikit-learn's diabetes data (a Gemm), a challenger keeping 2 of 10
+  coefficients, MAE / RMSE / R² by scikit-learn and the exact sign test on absolute errors.
 
 usage: python3 make.py   (numpy, onnx, onnxruntime, scikit-learn: crates/runtime/test_data/requirements.txt)
 """
@@ -19,8 +22,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
-from sklearn.datasets import load_wine
-from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+from onnx import TensorProto, helper
+from sklearn.datasets import load_diabetes, load_wine
+from sklearn.linear_model import LinearRegression
+from sklearn.metrics import accuracy_score, mean_absolute_error, mean_squared_error, precision_recall_fscore_support, r2_score
 from sklearn.model_selection import train_test_split
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -90,5 +95,61 @@ def main():
     print(json.dumps({k: expected[k] for k in ["rows", "mcnemar"]}), expected["champion"]["accuracy"], expected["challenger"]["accuracy"])
 
 
+def sign_test(truth, a, b):
+    """Two-sided exact sign test: rows where each model's absolute error is the smaller (ties left out)."""
+    ea, eb = np.abs(a - truth), np.abs(b - truth)
+    only_a, only_b = int(np.sum(ea < eb)), int(np.sum(eb < ea))
+    n, k = only_a + only_b, min(only_a, only_b)
+    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
+    return {"model_closer": only_a, "challenger_closer": only_b, "p_value": p}
+
+
+def regression_model(coef, intercept, version):
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["features", "coef", "intercept"], ["prediction"], name="linear", transB=1)],
+        "diabetes",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 10])],
+        [helper.make_tensor_value_info("prediction", TensorProto.FLOAT, ["N", 1])],
+        [
+            numpy_helper.from_array(coef.reshape(1, 10).astype(np.float32), "coef"),
+            numpy_helper.from_array(np.array([intercept], dtype=np.float32), "intercept"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="sextant-fixtures")
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "version", version
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def regression():
+    data = load_diabetes()
+    x, y = data.data.astype(np.float32), data.target
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.3, random_state=0)
+    fit = LinearRegression().fit(x_train, y_train)
+    worse_coef = fit.coef_.copy()
+    keep = [data.feature_names.index("bmi"), data.feature_names.index("s5")]
+    worse_coef[[i for i in range(10) if i not in keep]] = 0.0
+    models = {"diabetes.onnx": regression_model(fit.coef_, fit.intercept_, "1"),
+              "diabetes_worse.onnx": regression_model(worse_coef, fit.intercept_, "worse")}
+    predictions = {}
+    for name, model in models.items():
+        onnx.save(model, os.path.join(HERE, name))
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        predictions[name] = session.run(["prediction"], {"features": x_test})[0][:, 0].astype(np.float64)
+    with open(os.path.join(HERE, "diabetes_holdout.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(data.feature_names + ["target"])
+        for row, target in zip(x_test, y_test):
+            writer.writerow([repr(float(v)) for v in row] + [repr(float(target))])
+    metrics = lambda p: {"mae": mean_absolute_error(y_test, p), "rmse": math.sqrt(mean_squared_error(y_test, p)), "r2": r2_score(y_test, p)}
+    a, b = predictions["diabetes.onnx"], predictions["diabetes_worse.onnx"]
+    expected = {"rows": len(y_test), "model": metrics(a), "challenger": metrics(b), "sign_test": sign_test(y_test, a, b)}
+    with open(os.path.join(HERE, "expected_regression.json"), "w") as f:
+        json.dump(expected, f, indent=2, sort_keys=True)
+    print(expected)
+
+
 if __name__ == "__main__":
     main()
+    regression()
