@@ -177,6 +177,21 @@ pub fn main(args: Args) -> Result<ExitCode> {
     Ok(if args.fail_on_drift && report.drift.dataset_drift { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
+/// The drift of `table` against a stored reference profile: binned statistics only (a profile
+/// keeps counts, not the raw reference values). What `sextant validate --profile` flags.
+pub(crate) fn against_profile(profile: &Profile, table: &Table, skipped: &dyn Fn(&str) -> bool) -> DatasetDrift {
+    let (window, _) = summarize(profile, table, skipped);
+    let columns: Vec<Column<'_>> = profile
+        .features
+        .iter()
+        .filter_map(|feature| {
+            let counts = window.features.get(&feature.name).filter(|c| c.missing < window.rows)?;
+            Some(Column { profile: feature, current: &counts.bins, raw: None })
+        })
+        .collect();
+    analysis::drift::analyse(columns, &Policy::default())
+}
+
 /// Counts the current table against the profile, column by column, as a deployment would; also
 /// returns each numeric feature's finite values, parsed once.
 fn summarize(profile: &Profile, table: &Table, skipped: &dyn Fn(&str) -> bool) -> (Window, HashMap<String, Vec<f64>>) {

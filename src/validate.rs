@@ -38,6 +38,10 @@ pub struct Args {
     /// A challenger: the same rows through it, compared with the model (repeatable).
     #[arg(long = "against", value_name = "OTHER.onnx")]
     against: Vec<PathBuf>,
+    /// The model's reference profile (`sextant profile build`): the data's drift against it is
+    /// reported, so a validation set unlike production data is flagged.
+    #[arg(long, value_name = "PROFILE.json")]
+    profile: Option<PathBuf>,
     /// Rows per inference.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
     batch: u32,
@@ -186,6 +190,9 @@ struct Report {
     model: Evaluation,
     challengers: Vec<Evaluation>,
     comparisons: Vec<Comparison>,
+    /// The data against the reference profile, with `--profile`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drift: Option<analysis::drift::DatasetDrift>,
     /// Why the gate refused the model (empty: it passed).
     failed: Vec<String>,
     validated_at: String,
@@ -223,6 +230,16 @@ pub fn main(args: Args) -> Result<ExitCode> {
         .map(|path| evaluate(run(path, &features, columns.len(), rows, &args)?))
         .collect::<Result<Vec<_>>>()?;
     let comparisons = challengers.iter().map(|c| compare(&model, c, &truth)).collect();
+    let drift = match &args.profile {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("while reading {}", path.display()))?;
+            let profile: telemetry::Profile = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a reference profile", path.display()))?;
+            let target = args.target.as_str();
+            Some(crate::drift::against_profile(&profile, &table, &|name| name == target))
+        }
+    };
     let mut failed = Vec::new();
     for (metric, floor) in &args.fail_under {
         let task = if matches!(model.metrics, Metrics::Regression(_)) { "regression" } else { "classification" };
@@ -242,6 +259,7 @@ pub fn main(args: Args) -> Result<ExitCode> {
         model,
         challengers,
         comparisons,
+        drift,
         failed,
         validated_at: utc_now(),
         tool: format!("sextant {}", env!("CARGO_PKG_VERSION")),
@@ -550,6 +568,22 @@ fn model_card(r: &Report) -> String {
             let _ =
                 writeln!(out, "## Metrics\n\nMAE {:.4}; RMSE {:.4}; R² {:.4} ({} rows)\n", g.mae, g.rmse, g.r2, g.n);
         }
+    }
+    if let Some(drift) = &r.drift {
+        let drifted: Vec<&str> = drift.columns.iter().filter(|c| c.drift).map(|c| c.name.as_str()).collect();
+        let unjudged = drift.columns.iter().filter(|c| c.insufficient_data).count();
+        let _ = writeln!(
+            out,
+            "## Drift against the reference profile\n\n{}: {} of {} columns drifted{}{}\n",
+            if drift.dataset_drift { "**the data set drifted**" } else { "no data-set drift" },
+            drift.drifted_columns,
+            drift.columns.len(),
+            if drifted.is_empty() { String::new() } else { format!(" ({})", drifted.join(", ")) },
+            match unjudged {
+                0 => String::new(),
+                n => format!("; {n} without a verdict (fewer rows than the policy's {})", drift.policy.min_rows),
+            }
+        );
     }
     if let Some(first) = r.comparisons.first() {
         let _ = writeln!(out, "## Challengers ({}, α = {ALPHA})\n", first.test);

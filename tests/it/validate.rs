@@ -4,7 +4,7 @@
 //! small difference is not called a win; the gate refuses and the model card says why; bad CSVs are
 //! named by row and column.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::{fixture, sextant};
 
@@ -104,6 +104,45 @@ fn regression_metrics_equal_scikit_learns_and_a_small_difference_is_not_a_win() 
     let run = sextant(&["validate", &model, &holdout, "--target", "target", "--fail-under", "accuracy=0.5"]);
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("`accuracy` does not apply to a regression model"), "{}", run.stderr);
+}
+
+#[test]
+fn a_validation_set_unlike_the_reference_profile_is_flagged() {
+    let dir = std::env::temp_dir().join(format!("sextant-validate-drift-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let profile = dir.join("profile.json").display().to_string();
+    let wine = crate::test_data().join("datasets/wine.csv").display().to_string();
+    let built = sextant(&["profile", "build", &wine, "--target", "class", "--out", &profile]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let model = fixture("wine_tabular/model.onnx").display().to_string();
+    let validate = |csv: &str| {
+        let run = sextant(&["validate", &model, csv, "--target", "class", "--profile", &profile, "--json"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        serde_json::from_str::<Value>(&run.stdout).unwrap()["drift"].clone()
+    };
+    // The 54 holdout rows are too few for a verdict (the policy wants 100), and say so.
+    let drift = validate(&data("wine_holdout.csv"));
+    assert!(drift["columns"].as_array().unwrap().iter().all(|c| c["insufficient_data"] == true), "{drift}");
+    // All 178 rows: like the reference; with alcohol 3 units up: flagged, and alcohol named.
+    let drift = validate(&wine);
+    assert_eq!((drift["dataset_drift"].clone(), drift["drifted_columns"].clone()), (json!(false), json!(0)), "{drift}");
+    let holdout = std::fs::read_to_string(&wine).unwrap();
+    let shifted: String = holdout
+        .lines()
+        .enumerate()
+        .map(|(i, line)| match (i, line.split_once(',')) {
+            (0, _) | (_, None) => format!("{line}\n"),
+            (_, Some((alcohol, rest))) => format!("{},{rest}\n", alcohol.parse::<f64>().unwrap() + 3.0),
+        })
+        .collect();
+    let file = dir.join("shifted.csv");
+    std::fs::write(&file, shifted).unwrap();
+    let drift = validate(&file.display().to_string());
+    let alcohol = drift["columns"].as_array().unwrap().iter().find(|c| c["name"] == "alcohol").unwrap().clone();
+    assert_eq!(alcohol["drift"], true, "{drift}");
+    let others =
+        drift["columns"].as_array().unwrap().iter().filter(|c| c["name"] != "alcohol" && c["drift"] == true).count();
+    assert_eq!(others, 0, "only alcohol moved: {drift}");
 }
 
 #[test]
