@@ -7,6 +7,7 @@ mod bench;
 mod check;
 mod collect;
 mod conformance;
+mod demo;
 mod drift;
 mod edge;
 mod html;
@@ -52,6 +53,8 @@ enum Command {
     Edge(edge::Args),
     /// Validate a model on labelled data before it ships: metrics, challengers, resources, a CI gate, a model card.
     Validate(validate::Args),
+    /// The whole loop on this machine: collector, edge host, web demo and traffic that drifts.
+    Demo(demo::Args),
     /// Serve the web demo (www/demo), the browser package (pkg/) and the example models.
     Web(web::Args),
 }
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Collect(args) => collect::main(args),
         Command::Drift(args) => drift::main(args),
         Command::Web(args) => web::main(args),
+        Command::Demo(args) => demo::main(args),
         Command::Edge(args) => edge::main(args),
         Command::Validate(args) => validate::main(args),
     };

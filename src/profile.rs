@@ -42,38 +42,43 @@ struct BuildArgs {
 pub fn main(args: Args) -> Result<ExitCode> {
     let Command::Build(args) = args.command;
     let table = Table::read(&args.data)?;
-    let (headers, columns) = (&table.headers, &table.columns);
-    if let Some(target) = &args.target
-        && !headers.contains(target)
+    let profile = build(&table, args.target.as_deref(), usize::from(args.bins), args.max_categories)?;
+    let json = serde_json::to_string_pretty(&profile)?;
+    std::fs::write(&args.out, json).with_context(|| format!("while writing {}", args.out.display()))?;
+    let numeric = profile.features.iter().chain(&profile.target).filter(|f| matches!(f.kind, FeatureKind::Number(_)));
+    let numeric = numeric.count();
+    let all = profile.features.len() + usize::from(profile.target.is_some());
+    println!(
+        "profiled {} rows: {} features ({numeric} numeric, {} categorical, counting the target){} -> {}",
+        profile.rows,
+        profile.features.len(),
+        all - numeric,
+        args.target.as_ref().map(|t| format!(", target `{t}`")).unwrap_or_default(),
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The reference profile of a table: every column a feature, except `target` (profiled as the
+/// target: its classes, or its values).
+pub(crate) fn build(table: &Table, target: Option<&str>, bins: usize, max_categories: usize) -> Result<Profile> {
+    if let Some(target) = target
+        && table.column(target).is_none()
     {
-        bail!("target column `{target}` is not in the header; columns are {headers:?}");
+        bail!("target column `{target}` is not in the header; columns are {:?}", table.headers);
     }
-    let rows = table.rows();
     let mut profile =
-        Profile { profile_version: PROFILE_VERSION, rows: rows as u64, features: Vec::new(), target: None };
-    let (mut numeric, mut categorical) = (0, 0);
-    for (name, cells) in headers.iter().zip(columns) {
-        let is_target = Some(name) == args.target.as_ref();
-        let (feature, _) = profile_column(name, cells, usize::from(args.bins), args.max_categories, is_target);
-        match &feature.kind {
-            FeatureKind::Number(_) => numeric += 1,
-            FeatureKind::Category(_) => categorical += 1,
-        }
+        Profile { profile_version: PROFILE_VERSION, rows: table.rows() as u64, features: Vec::new(), target: None };
+    for (name, cells) in table.headers.iter().zip(&table.columns) {
+        let is_target = Some(name.as_str()) == target;
+        let (feature, _) = profile_column(name, cells, bins, max_categories, is_target);
         if is_target {
             profile.target = Some(feature);
         } else {
             profile.features.push(feature);
         }
     }
-    let json = serde_json::to_string_pretty(&profile)?;
-    std::fs::write(&args.out, json).with_context(|| format!("while writing {}", args.out.display()))?;
-    println!(
-        "profiled {rows} rows: {} features ({numeric} numeric, {categorical} categorical, counting the target){} -> {}",
-        profile.features.len(),
-        args.target.as_ref().map(|t| format!(", target `{t}`")).unwrap_or_default(),
-        args.out.display()
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(profile)
 }
 
 /// A column is numeric when every present cell parses as a finite number, except a target of a few

@@ -2,7 +2,7 @@
 //! `cargo xtask web`) and the fixture models, so a browser can run them locally.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -26,22 +26,8 @@ pub struct Args {
 }
 
 pub fn main(args: Args) -> anyhow::Result<ExitCode> {
-    let pkg = args.root.join("pkg");
-    if !pkg.join("sextant.js").is_file() {
-        bail!("{} has no browser package: run `cargo xtask web` first", pkg.display());
-    }
-    let samples = digit_samples(&args.root)?;
-    let config = serde_json::json!({
-        "telemetry": args.collector.as_ref().zip(args.key.as_ref()).map(|(collector, key)| {
-            serde_json::json!({ "collector": collector, "key": key })
-        }),
-    });
-    let app = Router::new()
-        .route("/config.json", axum::routing::get(move || async move { axum::Json(config) }))
-        .route("/samples.json", axum::routing::get(move || async move { axum::Json(samples) }))
-        .nest_service("/pkg", ServeDir::new(pkg))
-        .nest_service("/models", ServeDir::new(args.root.join("crates/runtime/test_data/models")))
-        .fallback_service(ServeDir::new(args.root.join("www/demo")));
+    let telemetry = args.collector.zip(args.key);
+    let app = router(&args.root, telemetry.as_ref().map(|(c, k)| (c.as_str(), k.as_str())))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let listener =
@@ -59,8 +45,27 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The demo app, the browser package and the fixture models under `root`; the page sends its
+/// telemetry to `telemetry` (collector URL, ingest key) when given.
+pub(crate) fn router(root: &Path, telemetry: Option<(&str, &str)>) -> anyhow::Result<Router> {
+    let pkg = root.join("pkg");
+    if !pkg.join("sextant.js").is_file() {
+        bail!("{} has no browser package: run `cargo xtask web` first", pkg.display());
+    }
+    let samples = digit_samples(root)?;
+    let config = serde_json::json!({
+        "telemetry": telemetry.map(|(collector, key)| serde_json::json!({ "collector": collector, "key": key })),
+    });
+    Ok(Router::new()
+        .route("/config.json", axum::routing::get(move || async move { axum::Json(config) }))
+        .route("/samples.json", axum::routing::get(move || async move { axum::Json(samples) }))
+        .nest_service("/pkg", ServeDir::new(pkg))
+        .nest_service("/models", ServeDir::new(root.join("crates/runtime/test_data/models")))
+        .fallback_service(ServeDir::new(root.join("www/demo"))))
+}
+
 /// Held-out digits (8×8, values 0–16) from the digits model's test case: the demo's samples.
-fn digit_samples(root: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+fn digit_samples(root: &Path) -> anyhow::Result<serde_json::Value> {
     let path = root.join("crates/runtime/test_data/models/digits_mlp/test_data_set_0/input_0.pb");
     let bytes = std::fs::read(&path).with_context(|| format!("while reading {}", path.display()))?;
     let tensor = runtime::onnx_pb::decode(&bytes).with_context(|| format!("while decoding {}", path.display()))?;

@@ -7,6 +7,7 @@ mod cli;
 mod collect;
 mod conformance;
 mod dashboard;
+mod demo;
 mod drift;
 mod edge;
 #[path = "../../crates/edge/tests/it/guests.rs"]

@@ -8,8 +8,17 @@ const $ = (selector) => document.querySelector(selector);
 
 const keyInput = $("#key");
 const windowSelect = $("#window");
-keyInput.value = localStorage.getItem("sextant.key") || new URLSearchParams(location.search).get("key") || "";
+// A key or window in the address (`?key=…&window=1m`, as `sextant demo` prints it) wins over the
+// stored one, and is stored; `refresh=N` re-reads everything every N seconds (at least 5).
+const params = new URLSearchParams(location.search);
+for (const name of ["key", "window"]) {
+  if (params.get(name)) localStorage.setItem(`sextant.${name}`, params.get(name));
+}
+keyInput.value = localStorage.getItem("sextant.key") || "";
 windowSelect.value = localStorage.getItem("sextant.window") || "1h";
+if (!windowSelect.value) windowSelect.value = "1h";
+const refreshSeconds = Number(params.get("refresh"));
+if (refreshSeconds > 0) setInterval(() => { if (!document.hidden) render(); }, Math.max(5, refreshSeconds) * 1000);
 keyInput.addEventListener("change", () => { localStorage.setItem("sextant.key", keyInput.value.trim()); render(); });
 windowSelect.addEventListener("change", () => { localStorage.setItem("sextant.window", windowSelect.value); render(); });
 $("#refresh").addEventListener("click", () => render());

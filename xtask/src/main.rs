@@ -17,6 +17,8 @@
 //! - `bench-edge`: the edge host's costs (`benches/edge.rs`): pooled instantiation per request,
 //!   guest → wasi:nn → runtime against `Session::run` (tiny and resnet50-class models), HTTP
 //!   throughput and p99 of the tabular example, memory per loaded module.
+//! - `demo`: build what the demo needs (the guest modules, `pkg/`, the release binary) and run
+//!   `sextant demo`: collector, edge host, web demo and a traffic generator that injects drift.
 //! - `bench-collect`: the collector's load benchmark (`benches/collector_load.rs`) on SQLite and on
 //!   PostgreSQL: accepted records/s, p99 latency, peak memory, zero loss.
 
@@ -70,6 +72,12 @@ enum Task {
         #[arg(long, default_value_t = 5)]
         seconds: u32,
     },
+    /// Build the guests, pkg/ and the release binary, then run `sextant demo` (Ctrl-C stops it).
+    Demo {
+        /// More `sextant demo` flags, e.g. `--clean-s 30` (see `sextant demo --help`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Load the collector with concurrent clients on SQLite and PostgreSQL; prints records/s.
     BenchCollect {
         /// Concurrent clients.
@@ -99,6 +107,7 @@ fn main() -> Result<()> {
         Task::BenchDrift => bench_drift(),
         Task::BenchWeb { iterations } => bench_web(iterations),
         Task::BenchEdge { seconds } => bench_edge(seconds),
+        Task::Demo { args } => demo(&args),
     }
 }
 
@@ -160,16 +169,18 @@ fn ci() -> Result<()> {
     web(npm)?;
     let tally = cargo_test()?;
     let cases = root().join("crates/runtime/test_data");
-    run(cargo()
-        .args(["run", "--quiet", "--", "conformance"])
+    // The binary `cargo test` just built for the integration tests: `cargo run` would build it
+    // again with the root package's own feature set (and rebuild dependencies for it).
+    run(Command::new(target_dir().join("debug").join(format!("sextant{}", std::env::consts::EXE_SUFFIX)))
+        .arg("conformance")
         .arg(cases.join("models"))
         .arg(cases.join("conformance")))?;
-    // The edge build the core must never lose (the browser build is `pkg/`, built above);
-    // `wasm-size` adds the runtime-only browser builds for comparison.
-    wasm_size(&[WASM_BUILDS[2]])?;
+    // The no-IO crates on both wasm targets, and the runtime's edge build (CPU only) on
+    // wasm32-wasip2 (the browser build is `pkg/`, built above); `wasm-size` measures release sizes.
     for target in WASM_TARGETS {
         run(cargo().args(["build", "--package", "telemetry", "--package", "analysis", "--target", target]))?;
     }
+    run(cargo().args(["build", "--package", "runtime-size", "--no-default-features", "--target", "wasm32-wasip2"]))?;
     eprintln!("xtask ci: all checks passed");
     // The closing line: cargo's own last `test result:` may be a crate with no tests.
     println!("tests: {} passed, {} failed, {} skipped", tally.passed, tally.failed, tally.ignored);
@@ -413,6 +424,32 @@ fn bench_edge(seconds: u32) -> Result<()> {
         .arg(target_dir().join("guests/wasm32-wasip2/release"))
         .arg(models.join("resnet50"))
         .args(["--seconds", &seconds.to_string()]))
+}
+
+/// Builds the guests, `pkg/` (wasm-opt'ed when npm is there) and the release binary, then becomes
+/// `sextant demo` (on Unix the process is replaced, so Ctrl-C reaches the demo alone).
+fn demo(args: &[String]) -> Result<()> {
+    add_wasm_targets()?;
+    run(guest_cargo().args(["build", "--release", "--target", "wasm32-wasip2"]))?;
+    let npm = root().join("www/node_modules/.bin/wasm-opt").exists() || web_deps()?;
+    web(npm)?;
+    run(cargo().args(["build", "--release", "--bin", "sextant"]))?;
+    let mut sextant =
+        Command::new(target_dir().join("release").join(format!("sextant{}", std::env::consts::EXE_SUFFIX)));
+    sextant
+        .current_dir(root())
+        .arg("demo")
+        .arg("--guests")
+        .arg(target_dir().join("guests/wasm32-wasip2/release"))
+        .args(args);
+    eprintln!("$ {sextant:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        Err(sextant.exec()).context("while starting sextant demo")
+    }
+    #[cfg(not(unix))]
+    run(&mut sextant)
 }
 
 fn bench_collect(clients: u32, seconds: u32) -> Result<()> {

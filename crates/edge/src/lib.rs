@@ -21,6 +21,6 @@ mod wasm;
 
 pub use config::{CollectorConfig, Config, ConfigError, Limits, ModelConfig, ModuleConfig};
 pub use pool::{Pool, PoolError};
-pub use registry::{LoadError, Registry, Served};
+pub use registry::{LoadError, Registry, Served, content_hash};
 pub use server::{Host, serve};
 pub use wasm::{ModuleError, PREDICTION_IDS_HEADER};

@@ -143,6 +143,7 @@ async fn recorder(
             output: model.output.clone(),
             classes: model.classes.clone(),
             summary_every_ms: BatcherConfig::default().max_age_ms,
+            ..RecorderConfig::default()
         },
     )
 }

@@ -127,7 +127,7 @@ async fn load_model(m: &ModelConfig) -> Result<Loaded, LoadError> {
 }
 
 /// A file's identity as telemetry and `/v2/modules` name it: `sha256:` and the hex digest.
-pub(crate) fn content_hash(bytes: &[u8]) -> String {
+pub fn content_hash(bytes: &[u8]) -> String {
     format!("sha256:{}", Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 

@@ -151,36 +151,76 @@ pub struct RecorderConfig {
     pub classes: Option<Vec<String>>,
     /// A feature summary covers at most this long (ms).
     pub summary_every_ms: i64,
+    /// Raw values kept per feature and per summary (0: none, the default). Opt-in: they let the
+    /// collector tell a renamed field from a missing one and name new categories.
+    pub sample_limit: usize,
 }
 
 /// What every client (page, edge host, native app) records for a run: one prediction per row of
 /// the summarised output, and the inputs counted against the reference profile, summarised into
 /// one record per `summary_every_ms`. No IO, no clock: time comes in, records go out.
+///
+/// When the profile describes the application's records rather than the model's inputs (a form
+/// with named fields and categories, of which the model sees an encoding), the client counts
+/// those records with [`RunRecorder::observe_record`] instead.
 #[derive(Debug)]
 pub struct RunRecorder<P: Borrow<Profile>> {
-    features: Option<(FeatureMap, Summarizer<P>)>,
+    /// Where the profile's features are in the model's inputs, when they are there.
+    map: Option<FeatureMap>,
+    summarizer: Option<Summarizer<P>>,
     config: RecorderConfig,
     summary_since: i64,
 }
 
+/// Why [`RunRecorder::observe_record`] counted nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ObserveError {
+    #[error("no reference profile: there is nothing to count the record against")]
+    NoProfile,
+    #[error(
+        "the reference profile's features are the model's inputs ({0}), and every run counts them already: \
+         counting the record too would count its row twice"
+    )]
+    InputsCounted(String),
+}
+
 impl<P: Borrow<Profile>> RunRecorder<P> {
-    /// `inputs` are the model's inputs as (name, per-row width). Without a profile, or with one
-    /// that matches no input ([`RunRecorder::counts_features`] says), no feature summaries are made.
+    /// `inputs` are the model's inputs as (name, per-row width). Without a profile no feature
+    /// summaries are made; with one that matches no input ([`RunRecorder::counts_features`]
+    /// says), only records given to [`RunRecorder::observe_record`] are counted.
     pub fn new(profile: Option<P>, inputs: &[(&str, usize)], config: RecorderConfig) -> RunRecorder<P> {
-        let features = profile.and_then(|p| {
-            let map = FeatureMap::new(p.borrow(), inputs)?;
-            Some((map, Summarizer::new(p, 0)))
-        });
-        RunRecorder { features, config, summary_since: 0 }
+        let map = profile.as_ref().and_then(|p| FeatureMap::new(p.borrow(), inputs));
+        let summarizer = profile.map(|p| Summarizer::new(p, config.sample_limit));
+        RunRecorder { map, summarizer, config, summary_since: 0 }
     }
 
+    /// Whether every run's inputs are counted against the profile.
     pub fn counts_features(&self) -> bool {
-        self.features.is_some()
+        self.map.is_some()
     }
 
     /// Whether [`Run::inputs`] will be read (copying inputs costs; skip it when not).
     pub fn wants_inputs(&self) -> bool {
-        self.features.is_some()
+        self.map.is_some()
+    }
+
+    /// Counts one application record (field name, value) against the profile: its fields the
+    /// profile lacks count as unexpected (a rename shows as a missing plus a new field), its
+    /// categories the profile never saw as unseen. Returns the feature summary when one is due.
+    pub fn observe_record(&mut self, row: &[(&str, Value<'_>)], now_ms: i64) -> Result<Option<Record>, ObserveError> {
+        let summarizer = self.summarizer.as_mut().ok_or(ObserveError::NoProfile)?;
+        if let Some(map) = &self.map {
+            let inputs = match map {
+                FeatureMap::ByName => "one input per feature".to_owned(),
+                FeatureMap::Columns { input, .. } => format!("the columns of `{input}`"),
+            };
+            return Err(ObserveError::InputsCounted(inputs));
+        }
+        if summarizer.rows() == 0 {
+            self.summary_since = now_ms;
+        }
+        summarizer.observe(row);
+        Ok(self.take_summary(now_ms, false))
     }
 
     /// The output whose rows become predictions, among the model's output names.
@@ -210,7 +250,7 @@ impl<P: Borrow<Profile>> RunRecorder<P> {
                 })
             })
             .collect();
-        if let Some((map, summarizer)) = &mut self.features {
+        if let (Some(map), Some(summarizer)) = (&self.map, &mut self.summarizer) {
             if summarizer.rows() == 0 {
                 self.summary_since = now_ms;
             }
@@ -224,7 +264,7 @@ impl<P: Borrow<Profile>> RunRecorder<P> {
     /// `force`, e.g. at shutdown); counting starts afresh.
     pub fn take_summary(&mut self, now_ms: i64, force: bool) -> Option<Record> {
         let due = force || now_ms - self.summary_since >= self.config.summary_every_ms;
-        let (_, summarizer) = self.features.as_mut().filter(|(_, s)| s.rows() > 0 && due)?;
+        let summarizer = self.summarizer.as_mut().filter(|s| s.rows() > 0 && due)?;
         let record = summarizer.take(self.summary_since);
         self.summary_since = now_ms;
         Some(record)
@@ -232,7 +272,7 @@ impl<P: Borrow<Profile>> RunRecorder<P> {
 
     /// When the pending summary becomes due, if rows are waiting.
     pub fn next_summary_at(&self) -> Option<i64> {
-        let (_, summarizer) = self.features.as_ref()?;
+        let summarizer = self.summarizer.as_ref()?;
         (summarizer.rows() > 0).then(|| self.summary_since.saturating_add(self.config.summary_every_ms))
     }
 }
@@ -287,7 +327,7 @@ mod tests {
     #[test]
     fn a_recorder_makes_a_prediction_per_row_and_summaries_by_age() {
         let p = profile(&["a", "b"]);
-        let config = RecorderConfig { output: None, classes: None, summary_every_ms: 1_000 };
+        let config = RecorderConfig { summary_every_ms: 1_000, ..RecorderConfig::default() };
         let mut recorder = RunRecorder::new(Some(&p), &[("x", 2)], config);
         assert!(recorder.counts_features() && recorder.wants_inputs());
         assert_eq!(recorder.summarised_output(["logits", "probs"].into_iter()), Some("probs"));
@@ -323,5 +363,33 @@ mod tests {
         assert_eq!(summary.features[1].out_of_range, 1);
         assert_eq!(summary.features[0].missing, 0);
         assert_eq!(summary.features.iter().map(|f| f.bins.iter().sum::<u64>()).collect::<Vec<_>>(), [2, 2]);
+    }
+
+    #[test]
+    fn application_records_are_counted_when_the_inputs_are_not_the_features() {
+        let mut p = profile(&["a"]);
+        p.features.push(FeatureProfile {
+            name: "region".into(),
+            missing_rate: 0.0,
+            kind: FeatureKind::Category(crate::profile::CategoryProfile::build(["north", "south"], 10)),
+        });
+        let config = RecorderConfig { summary_every_ms: 1_000, sample_limit: 4, ..RecorderConfig::default() };
+        let mut recorder = RunRecorder::new(Some(&p), &[("x", 7)], config.clone());
+        assert!(!recorder.counts_features() && !recorder.wants_inputs());
+        let row = |a: f64, region| [("a_renamed", Value::Number(a)), ("region", Value::Text(region))];
+        assert_eq!(recorder.observe_record(&row(1.0, "north"), 10_000), Ok(None));
+        let summary = recorder.observe_record(&row(2.0, "west"), 11_000).unwrap();
+        let Some(Record::Features(summary)) = summary else { panic!("a summary is due: {summary:?}") };
+        assert_eq!((summary.rows, summary.window_start_ms), (2, 10_000));
+        assert_eq!((summary.features[0].missing, summary.features[1].unseen), (2, 1));
+        assert_eq!(summary.unexpected_fields[0].name, "a_renamed");
+        assert_eq!(summary.unexpected_fields[0].samples.len(), 2, "opted into samples: a rename can be told");
+
+        let mut counted = RunRecorder::new(Some(&p), &[("x", 2)], config.clone());
+        assert!(counted.counts_features());
+        let e = counted.observe_record(&row(1.0, "north"), 0).unwrap_err();
+        assert!(e.to_string().contains("the columns of `x`"), "{e}");
+        let mut none = RunRecorder::<&Profile>::new(None, &[("x", 2)], config);
+        assert_eq!(none.observe_record(&row(1.0, "north"), 0), Err(ObserveError::NoProfile));
     }
 }

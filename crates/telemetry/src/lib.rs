@@ -15,7 +15,7 @@ mod schema;
 pub use batcher::{Batcher, BatcherConfig, MaybeSend, Outcome, PushError, RetryPolicy, Sealed, Stats, Transport};
 pub use encoding::{DecodeError, EncodeError, Encoding, Format, Limits, decode, encode, inflate};
 pub use inference::{
-    FeatureMap, Flat, FlatTensor, RecorderConfig, Run, RunRecorder, rows_and_width, summarize_outputs,
+    FeatureMap, Flat, FlatTensor, ObserveError, RecorderConfig, Run, RunRecorder, rows_and_width, summarize_outputs,
 };
 pub use profile::{
     CategoryProfile, FeatureKind, FeatureProfile, NumberProfile, PROFILE_VERSION, Profile, Summarizer, Value,

@@ -69,7 +69,12 @@ impl PageTelemetry {
         let recorder = RunRecorder::new(
             profile.map(Rc::new),
             inputs,
-            RecorderConfig { output: options.output, classes: options.classes, summary_every_ms: max_age_ms },
+            RecorderConfig {
+                output: options.output,
+                classes: options.classes,
+                summary_every_ms: max_age_ms,
+                ..RecorderConfig::default()
+            },
         );
         if let Some(features) = profiled.filter(|_| !recorder.counts_features()) {
             warn(&format!(
