@@ -17,7 +17,7 @@
 //! - `bench-edge`: the edge host's costs (`benches/edge.rs`): pooled instantiation per request,
 //!   guest → wasi:nn → runtime against `Session::run` (tiny and resnet50-class models), HTTP
 //!   throughput and p99 of the tabular example, memory per loaded module.
-//! - `demo`: build what the demo needs (the guest modules, `pkg/`, the release binary) and run
+//! - `demo`: build what the demo needs (the guest modules, `pkg/`, the binary) and run
 //!   `sextant demo`: collector, edge host, web demo and a traffic generator that injects drift.
 //! - `bench-collect`: the collector's load benchmark (`benches/collector_load.rs`) on SQLite and on
 //!   PostgreSQL: accepted records/s, p99 latency, peak memory, zero loss.
@@ -72,7 +72,7 @@ enum Task {
         #[arg(long, default_value_t = 5)]
         seconds: u32,
     },
-    /// Build the guests, pkg/ and the release binary, then run `sextant demo` (Ctrl-C stops it).
+    /// Build the guests, pkg/ and the binary, then run `sextant demo` (Ctrl-C stops it).
     Demo {
         /// More `sextant demo` flags, e.g. `--clean-s 30` (see `sextant demo --help`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -426,16 +426,17 @@ fn bench_edge(seconds: u32) -> Result<()> {
         .args(["--seconds", &seconds.to_string()]))
 }
 
-/// Builds the guests, `pkg/` (wasm-opt'ed when npm is there) and the release binary, then becomes
+/// Builds the guests, `pkg/` (wasm-opt'ed when npm is there) and the binary, then becomes
 /// `sextant demo` (on Unix the process is replaced, so Ctrl-C reaches the demo alone).
 fn demo(args: &[String]) -> Result<()> {
     add_wasm_targets()?;
     run(guest_cargo().args(["build", "--release", "--target", "wasm32-wasip2"]))?;
     let npm = root().join("www/node_modules/.bin/wasm-opt").exists() || web_deps()?;
     web(npm)?;
-    run(cargo().args(["build", "--release", "--bin", "sextant"]))?;
-    let mut sextant =
-        Command::new(target_dir().join("release").join(format!("sextant{}", std::env::consts::EXE_SUFFIX)));
+    // The dev profile (dependencies at opt-level 1): the demo's load is light, and a fresh clone
+    // builds it once for this and for `cargo xtask ci` alike.
+    run(cargo().args(["build", "--bin", "sextant"]))?;
+    let mut sextant = Command::new(target_dir().join("debug").join(format!("sextant{}", std::env::consts::EXE_SUFFIX)));
     sextant
         .current_dir(root())
         .arg("demo")
