@@ -34,7 +34,7 @@ fn profile() -> Profile {
             kind: FeatureKind::Category(CategoryProfile::build(values, 50)),
         });
     }
-    Profile { profile_version: 1, rows: 10_000, features, target: None }
+    Profile { baseline: None, profile_version: 1, rows: 10_000, features, target: None }
 }
 
 /// One batch's feature summary (500 rows), as a deployment sends it.

@@ -106,7 +106,13 @@ pub fn main(args: Args) -> Result<ExitCode> {
         .par_iter()
         .map(|(name, cells)| profile_column(name, cells, usize::from(args.bins), MAX_CATEGORIES, false))
         .unzip();
-    let profile = Profile { profile_version: PROFILE_VERSION, rows: reference.rows() as u64, features, target: None };
+    let profile = Profile {
+        baseline: None,
+        profile_version: PROFILE_VERSION,
+        rows: reference.rows() as u64,
+        features,
+        target: None,
+    };
     let (window, mut current_numbers) = summarize(&profile, &current, &skipped);
     // Sorted here in parallel, the exact statistics' own sorts find them in order.
     current_numbers.par_iter_mut().for_each(|(_, values)| values.sort_unstable_by(f64::total_cmp));
@@ -125,6 +131,7 @@ pub fn main(args: Args) -> Result<ExitCode> {
         let feature = profile.features.iter().find(|f| f.name == missing)?;
         let cells = current.column(candidate)?;
         let alone = Profile {
+            baseline: None,
             profile_version: PROFILE_VERSION,
             rows: profile.rows,
             features: vec![FeatureProfile { name: candidate.to_owned(), ..feature.clone() }],

@@ -37,12 +37,19 @@ struct BuildArgs {
     /// Most frequent values kept per categorical column; the rest count as "other".
     #[arg(long, default_value_t = 50)]
     max_categories: usize,
+    /// The model the profile is for: its scores on these rows (every column but the target a
+    /// feature) become the profile's baseline, which `sextant validate --profile` holds it to.
+    #[arg(long, requires = "target", value_name = "MODEL.onnx")]
+    model: Option<PathBuf>,
 }
 
 pub fn main(args: Args) -> Result<ExitCode> {
     let Command::Build(args) = args.command;
     let table = Table::read(&args.data)?;
-    let profile = build(&table, args.target.as_deref(), usize::from(args.bins), args.max_categories)?;
+    let mut profile = build(&table, args.target.as_deref(), usize::from(args.bins), args.max_categories)?;
+    if let (Some(model), Some(target)) = (&args.model, &args.target) {
+        profile.baseline = Some(crate::validate::baseline(model, &table, target)?);
+    }
     let json = serde_json::to_string_pretty(&profile)?;
     std::fs::write(&args.out, json).with_context(|| format!("while writing {}", args.out.display()))?;
     let numeric = profile.features.iter().chain(&profile.target).filter(|f| matches!(f.kind, FeatureKind::Number(_)));
@@ -56,6 +63,17 @@ pub fn main(args: Args) -> Result<ExitCode> {
         args.target.as_ref().map(|t| format!(", target `{t}`")).unwrap_or_default(),
         args.out.display()
     );
+    if let Some(baseline) = &profile.baseline {
+        let scores = match baseline.metrics {
+            telemetry::BaselineMetrics::Classification { accuracy, macro_f1 } => {
+                format!("accuracy {accuracy:.4}, macro F1 {macro_f1:.4}")
+            }
+            telemetry::BaselineMetrics::Regression { mae, rmse, r2, .. } => {
+                format!("MAE {mae:.4}, RMSE {rmse:.4}, R² {r2:.4}")
+            }
+        };
+        println!("baseline of {}: {scores} on {} rows", baseline.model, baseline.rows);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -67,8 +85,13 @@ pub(crate) fn build(table: &Table, target: Option<&str>, bins: usize, max_catego
     {
         bail!("target column `{target}` is not in the header; columns are {:?}", table.headers);
     }
-    let mut profile =
-        Profile { profile_version: PROFILE_VERSION, rows: table.rows() as u64, features: Vec::new(), target: None };
+    let mut profile = Profile {
+        baseline: None,
+        profile_version: PROFILE_VERSION,
+        rows: table.rows() as u64,
+        features: Vec::new(),
+        target: None,
+    };
     for (name, cells) in table.headers.iter().zip(&table.columns) {
         let is_target = Some(name.as_str()) == target;
         let (feature, _) = profile_column(name, cells, bins, max_categories, is_target);

@@ -1,8 +1,10 @@
 //! `sextant validate`: a model on a fresh labelled data set before it ships. The monitoring
 //! crate's metrics (classification with Wilson intervals; regression MAE, RMSE, R²), challengers
 //! through the same rows with an exact paired test against the model (McNemar for classes, the
-//! sign test on absolute errors for values), what running it costs here, a CI gate
-//! (`--fail-under`) and a model card a reviewer can sign off (`--report OUT.md`).
+//! sign test on absolute errors for values), the comparison with the baseline its profile promises
+//! (`--profile`, built with `profile build --model`), what running it costs here, a CI gate
+//! (`--fail-under`, `--fail-over`, `--fail-if-worse`) and a model card a reviewer can sign off
+//! (`--report OUT.md`).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -52,6 +54,13 @@ pub struct Args {
     /// macro_precision, macro_recall; r2 for a regression), e.g. `--fail-under accuracy=0.9`.
     #[arg(long = "fail-under", value_name = "METRIC=VALUE", value_parser = parse_gate)]
     fail_under: Vec<(Metric, f64)>,
+    /// Exit 1 when a regression's error is over the value (mae, rmse), e.g. `--fail-over mae=40`.
+    #[arg(long = "fail-over", value_name = "METRIC=VALUE", value_parser = parse_gate)]
+    fail_over: Vec<(Metric, f64)>,
+    /// Exit 1 when the model is significantly worse than a challenger (`--against`, e.g. the model
+    /// in production) or than the baseline its profile promises (`--profile`).
+    #[arg(long)]
+    fail_if_worse: bool,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -69,6 +78,8 @@ enum Metric {
     MacroPrecision,
     MacroRecall,
     R2,
+    Mae,
+    Rmse,
 }
 
 impl Metric {
@@ -81,6 +92,8 @@ impl Metric {
             (Metric::MacroPrecision, Metrics::Classification(m)) => Some(m.macro_avg.precision),
             (Metric::MacroRecall, Metrics::Classification(m)) => Some(m.macro_avg.recall),
             (Metric::R2, Metrics::Regression(m)) => Some(m.r2),
+            (Metric::Mae, Metrics::Regression(m)) => Some(m.mae),
+            (Metric::Rmse, Metrics::Regression(m)) => Some(m.rmse),
             _ => None,
         }
     }
@@ -93,12 +106,27 @@ impl Metric {
             Metric::MacroPrecision => "macro_precision",
             Metric::MacroRecall => "macro_recall",
             Metric::R2 => "r2",
+            Metric::Mae => "mae",
+            Metric::Rmse => "rmse",
         }
+    }
+
+    /// Errors: a gate caps them from above (`--fail-over`); scores are floored (`--fail-under`).
+    fn is_error(self) -> bool {
+        matches!(self, Metric::Mae | Metric::Rmse)
     }
 }
 
-const METRICS: [Metric; 6] =
-    [Metric::Accuracy, Metric::MacroF1, Metric::WeightedF1, Metric::MacroPrecision, Metric::MacroRecall, Metric::R2];
+const METRICS: [Metric; 8] = [
+    Metric::Accuracy,
+    Metric::MacroF1,
+    Metric::WeightedF1,
+    Metric::MacroPrecision,
+    Metric::MacroRecall,
+    Metric::R2,
+    Metric::Mae,
+    Metric::Rmse,
+];
 
 fn parse_gate(text: &str) -> Result<(Metric, f64)> {
     let Some((name, value)) = text.split_once('=') else { bail!("expected METRIC=VALUE, got `{text}`") };
@@ -180,6 +208,21 @@ struct Comparison {
     verdict: &'static str,
 }
 
+/// The model on this data against what it scored when its profile was built (two independent
+/// samples: the two-proportion z-test on accuracy, Welch's t-test on absolute errors).
+#[derive(Debug, Serialize)]
+struct Promise {
+    /// Whether the profile's baseline was measured on this very model file.
+    same_model: bool,
+    baseline_rows: u64,
+    metric: &'static str,
+    promised: f64,
+    measured: f64,
+    test: &'static str,
+    p_value: f64,
+    verdict: &'static str,
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     data: String,
@@ -193,6 +236,9 @@ struct Report {
     /// The data against the reference profile, with `--profile`.
     #[serde(skip_serializing_if = "Option::is_none")]
     drift: Option<analysis::drift::DatasetDrift>,
+    /// Against the baseline the profile promises, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    promise: Option<Promise>,
     /// Why the gate refused the model (empty: it passed).
     failed: Vec<String>,
     validated_at: String,
@@ -217,7 +263,8 @@ pub fn main(args: Args) -> Result<ExitCode> {
     }
     let features = features(&table, &columns, &data_name)?;
     let rows = truth_cells.len();
-    let ran = run(&args.model, &features, columns.len(), rows, &args)?;
+    let options = RunOptions { output: args.output.clone(), batch: args.batch, backend: args.backend };
+    let ran = run(&args.model, &features, columns.len(), rows, &options)?;
     let truth = Truth::read(truth_cells, &ran.predictions, &data_name, &args.target)?;
     let evaluate = |ran: Ran| -> Result<Evaluation> {
         let metrics = truth.metrics(&ran.predictions).with_context(|| ran.model.clone())?;
@@ -227,29 +274,25 @@ pub fn main(args: Args) -> Result<ExitCode> {
     let challengers = args
         .against
         .iter()
-        .map(|path| evaluate(run(path, &features, columns.len(), rows, &args)?))
+        .map(|path| evaluate(run(path, &features, columns.len(), rows, &options)?))
         .collect::<Result<Vec<_>>>()?;
-    let comparisons = challengers.iter().map(|c| compare(&model, c, &truth)).collect();
-    let drift = match &args.profile {
+    let comparisons: Vec<Comparison> = challengers.iter().map(|c| compare(&model, c, &truth)).collect();
+    let profile = match &args.profile {
         None => None,
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("while reading {}", path.display()))?;
             let profile: telemetry::Profile = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a reference profile", path.display()))?;
-            let target = args.target.as_str();
-            Some(crate::drift::against_profile(&profile, &table, &|name| name == target))
+            Some(profile)
         }
     };
-    let mut failed = Vec::new();
-    for (metric, floor) in &args.fail_under {
-        let task = if matches!(model.metrics, Metrics::Regression(_)) { "regression" } else { "classification" };
-        let value = metric
-            .of(&model.metrics)
-            .with_context(|| format!("`{}` does not apply to a {task} model", metric.name()))?;
-        if value < *floor {
-            failed.push(format!("{} is {value:.4}, under {floor}", metric.name()));
-        }
-    }
+    let target = args.target.as_str();
+    let drift = profile.as_ref().map(|p| crate::drift::against_profile(p, &table, &|name| name == target));
+    let promise = match profile.as_ref().and_then(|p| p.baseline.as_ref()) {
+        Some(baseline) => Some(promise(&model, baseline)?),
+        None => None,
+    };
+    let failed = gate(&args, &model, &comparisons, promise.as_ref())?;
     let report = Report {
         data: data_name,
         data_sha256: sha256_file(&args.data)?,
@@ -260,6 +303,7 @@ pub fn main(args: Args) -> Result<ExitCode> {
         challengers,
         comparisons,
         drift,
+        promise,
         failed,
         validated_at: utc_now(),
         tool: format!("sextant {}", env!("CARGO_PKG_VERSION")),
@@ -280,6 +324,131 @@ pub fn main(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::FAILURE)
 }
 
+/// Why the gate refuses the model (empty: it passes).
+fn gate(args: &Args, model: &Evaluation, comparisons: &[Comparison], promise: Option<&Promise>) -> Result<Vec<String>> {
+    let task = if matches!(model.metrics, Metrics::Regression(_)) { "regression" } else { "classification" };
+    let mut failed = Vec::new();
+    for (gates, over) in [(&args.fail_under, false), (&args.fail_over, true)] {
+        for &(metric, limit) in gates {
+            if metric.is_error() != over {
+                let (flag, other) =
+                    if over { ("--fail-over", "--fail-under") } else { ("--fail-under", "--fail-over") };
+                bail!(
+                    "{flag} takes {}; `{}` belongs in {other}",
+                    if over { "errors" } else { "scores" },
+                    metric.name()
+                );
+            }
+            let value = metric
+                .of(&model.metrics)
+                .with_context(|| format!("`{}` does not apply to a {task} model", metric.name()))?;
+            match over {
+                false if value < limit => failed.push(format!("{} is {value:.4}, under {limit}", metric.name())),
+                true if value > limit => failed.push(format!("{} is {value:.4}, over {limit}", metric.name())),
+                _ => {}
+            }
+        }
+    }
+    if args.fail_if_worse {
+        for c in comparisons.iter().filter(|c| c.verdict == CHALLENGER_BETTER) {
+            failed.push(format!(
+                "worse than `{}` ({}: better on {} rows, worse on {}; p = {:.3e})",
+                c.challenger, c.test, c.model_better, c.challenger_better, c.p_value
+            ));
+        }
+        if let Some(p) = promise.filter(|p| p.verdict == WORSE_THAN_PROMISED) {
+            failed.push(format!(
+                "{} {:.4} is significantly worse than the promised {:.4} ({}, p = {:.3e})",
+                p.metric, p.measured, p.promised, p.test, p.p_value
+            ));
+        }
+    }
+    Ok(failed)
+}
+
+const CHALLENGER_BETTER: &str = "challenger better";
+const WORSE_THAN_PROMISED: &str = "worse than promised";
+
+/// The model's result here against its profile's baseline.
+fn promise(model: &Evaluation, baseline: &telemetry::Baseline) -> Result<Promise> {
+    use telemetry::BaselineMetrics;
+    let (metric, test, promised, measured, p_value, lower_is_better) = match (&model.metrics, baseline.metrics) {
+        (Metrics::Classification(m), BaselineMetrics::Classification { accuracy, .. }) => {
+            let n = m.accuracy.n;
+            let right = |a: f64, n: u64| (a * n as f64).round() as u64;
+            let p = analysis::difference::two_proportions_p(
+                right(m.accuracy.value, n),
+                n,
+                right(accuracy, baseline.rows),
+                baseline.rows,
+            );
+            ("accuracy", "two-proportion z-test", accuracy, m.accuracy.value, p, false)
+        }
+        (Metrics::Regression(m), BaselineMetrics::Regression { mae, abs_error_sd, .. }) => {
+            let p = analysis::difference::welch_p(m.mae, abs_error_sd_of(m), m.n, mae, abs_error_sd, baseline.rows);
+            ("MAE", "Welch's t-test on absolute errors", mae, m.mae, p, true)
+        }
+        (Metrics::Classification(_), _) => bail!("the profile's baseline is a regression's; the model is a classifier"),
+        (Metrics::Regression(_), _) => bail!("the profile's baseline is a classifier's; the model is a regression"),
+    };
+    let worse = if lower_is_better { measured > promised } else { measured < promised };
+    let verdict = match (p_value < ALPHA, worse) {
+        (false, _) => "as promised (no significant difference)",
+        (true, true) => WORSE_THAN_PROMISED,
+        (true, false) => "better than promised",
+    };
+    Ok(Promise {
+        same_model: baseline.model == format!("sha256:{}", model.ran.sha256),
+        baseline_rows: baseline.rows,
+        metric,
+        promised,
+        measured,
+        test,
+        p_value,
+        verdict,
+    })
+}
+
+/// The sample standard deviation of the absolute errors, from MAE and RMSE.
+fn abs_error_sd_of(m: &RegressionMetrics) -> f64 {
+    let n = m.n as f64;
+    let variance = (m.rmse * m.rmse - m.mae * m.mae).max(0.0);
+    if m.n > 1 { (variance * n / (n - 1.0)).sqrt() } else { 0.0 }
+}
+
+/// What the model scores on a labelled table (every column but `target` a feature, in file order):
+/// the baseline `sextant profile build --model` stores in the profile.
+pub(crate) fn baseline(path: &Path, table: &Table, target: &str) -> Result<telemetry::Baseline> {
+    let name = path.display().to_string();
+    let truth_cells = table.column(target).with_context(|| format!("no target column `{target}`"))?;
+    let columns: Vec<String> = table.headers.iter().filter(|h| *h != target).cloned().collect();
+    let features = features(table, &columns, "the profiled data")?;
+    let options = RunOptions { output: None, batch: 256, backend: Backend::Cpu };
+    let ran = run(path, &features, columns.len(), truth_cells.len(), &options)?;
+    let truth = Truth::read(truth_cells, &ran.predictions, "the profiled data", target)?;
+    let metrics = match truth.metrics(&ran.predictions).with_context(|| name.clone())? {
+        Metrics::Classification(m) => {
+            telemetry::BaselineMetrics::Classification { accuracy: m.accuracy.value, macro_f1: m.macro_avg.f1 }
+        }
+        Metrics::Regression(m) => telemetry::BaselineMetrics::Regression {
+            mae: m.mae,
+            rmse: m.rmse,
+            r2: m.r2,
+            abs_error_sd: abs_error_sd_of(&m),
+        },
+    };
+    Ok(telemetry::Baseline { model: format!("sha256:{}", ran.sha256), rows: truth_cells.len() as u64, metrics })
+}
+
+/// How a model is run over the rows.
+#[derive(Debug)]
+struct RunOptions {
+    /// The prediction's output (default: the last).
+    output: Option<String>,
+    batch: u32,
+    backend: Backend,
+}
+
 /// The feature columns as one row-major matrix; a cell that is not a number is named by row and column.
 fn features(table: &Table, columns: &[String], data: &str) -> Result<Vec<f32>> {
     let rows = table.rows();
@@ -295,7 +464,7 @@ fn features(table: &Table, columns: &[String], data: &str) -> Result<Vec<f32>> {
     Ok(values)
 }
 
-fn run(path: &Path, features: &[f32], width: usize, rows: usize, args: &Args) -> Result<Ran> {
+fn run(path: &Path, features: &[f32], width: usize, rows: usize, args: &RunOptions) -> Result<Ran> {
     let name = path.display().to_string();
     let model = load_model(path)?;
     let input = match model.inputs() {
@@ -476,7 +645,7 @@ fn compare(model: &Evaluation, challenger: &Evaluation, truth: &Truth) -> Compar
     let p_value = mcnemar_exact(model_better, challenger_better);
     let verdict = match (p_value < ALPHA, challenger_better > model_better) {
         (false, _) => "no significant difference",
-        (true, true) => "challenger better",
+        (true, true) => CHALLENGER_BETTER,
         (true, false) => "challenger worse",
     };
     Comparison { challenger: challenger.ran.model.clone(), test, model_better, challenger_better, p_value, verdict }
@@ -583,6 +752,21 @@ fn model_card(r: &Report) -> String {
                 0 => String::new(),
                 n => format!("; {n} without a verdict (fewer rows than the policy's {})", drift.policy.min_rows),
             }
+        );
+    }
+    if let Some(p) = &r.promise {
+        let _ = writeln!(
+            out,
+            "## Against the promise in the profile ({}, α = {ALPHA})\n\n{} {:.4} here against {:.4} on the {} profiled rows: \
+             p = {:.3e}, **{}**{}\n",
+            p.test,
+            p.metric,
+            p.measured,
+            p.promised,
+            p.baseline_rows,
+            p.p_value,
+            p.verdict,
+            if p.same_model { "" } else { " (the baseline was measured on another model file)" }
         );
     }
     if let Some(first) = r.comparisons.first() {

@@ -74,7 +74,7 @@ async fn the_demo_catches_drift_a_broken_feed_and_a_concept_shift_and_stores_eve
     assert!(alerts.is_empty(), "alerts fired on clean traffic: {alerts:#?}");
     assert!(!seen.iter().any(|l| l.contains("ALERT")), "the demo printed an alert before the drift");
     let stored = api.predictions_per_model().await;
-    assert!(stored.get("wine").is_some_and(|&n| n >= 300), "too little clean traffic was judged: {stored:?}");
+    assert!(stored.get("wine").is_some_and(|&n| n >= 200), "too little clean traffic was judged: {stored:?}");
 
     // Drift: the expected alerts fire (whole-minute windows: within about two minutes).
     let started = Instant::now();

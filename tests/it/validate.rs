@@ -229,3 +229,68 @@ fn bad_csvs_are_named_by_row_and_column() {
     check("ragged.csv", ragged.concat(), &[], "while reading data row 5");
     check("untargeted.csv", holdout.replacen(",class", ",label", 1), &[], "no target column `class`");
 }
+
+#[test]
+fn a_model_worse_than_its_promise_or_than_the_current_one_is_refused() {
+    let dir = std::env::temp_dir().join(format!("sextant-promise-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (model, wine) =
+        (fixture("wine_tabular/model.onnx").display().to_string(), crate::test_data().join("datasets/wine.csv"));
+    let (wine, profile) = (wine.display().to_string(), dir.join("wine.json").display().to_string());
+    // The profile carries what the model scored on its reference data: its promise.
+    let run = sextant(&["profile", "build", &wine, "--target", "class", "--model", &model, "--out", &profile]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("baseline of sha256:"), "{}", run.stdout);
+    let baseline = &serde_json::from_str::<Value>(&std::fs::read_to_string(&profile).unwrap()).unwrap()["baseline"];
+    let direct = sextant(&["validate", &model, &wine, "--target", "class", "--json"]);
+    let direct: Value = serde_json::from_str(&direct.stdout).unwrap();
+    assert_eq!(baseline["metrics"]["task"], "classification");
+    assert_eq!(baseline["metrics"]["accuracy"], direct["model"]["metrics"]["accuracy"]["value"]);
+    assert_eq!(baseline["model"].as_str().unwrap(), format!("sha256:{}", direct["model"]["sha256"].as_str().unwrap()));
+    assert_eq!(baseline["rows"], 178);
+
+    // The model keeps its promise on the held-out rows.
+    let holdout = data("wine_holdout.csv");
+    let validate = |candidate: &str, extra: &[&str]| {
+        let mut args = vec!["validate", candidate, &holdout, "--target", "class", "--fail-if-worse"];
+        args.extend_from_slice(extra);
+        sextant(&args)
+    };
+    let run = validate(&model, &["--profile", &profile, "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let promise = &serde_json::from_str::<Value>(&run.stdout).unwrap()["promise"];
+    assert_eq!(
+        (promise["same_model"].as_bool(), promise["verdict"].as_str()),
+        (Some(true), Some("as promised (no significant difference)"))
+    );
+
+    // A worse model held to that profile is refused, and so is one worse than the model in production.
+    let worse = data("wine_worse.onnx");
+    let card = dir.join("card.md").display().to_string();
+    let run = validate(&worse, &["--profile", &profile, "--report", &card]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("accuracy 0.6296 is significantly worse than the promised "), "{}", run.stderr);
+    let text = std::fs::read_to_string(&card).unwrap();
+    assert!(text.contains("**worse than promised** (the baseline was measured on another model file)"), "{text}");
+    let run = validate(&worse, &["--against", &model]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("validation failed: worse than `") && run.stderr.contains("better on 0 rows, worse on 20"),
+        "{}",
+        run.stderr
+    );
+    let run = validate(&model, &["--against", &worse]);
+    assert_eq!(run.code, 0, "the better model passes: {}", run.stderr);
+
+    // Error ceilings for regressions.
+    let (diabetes, holdout) = (data("diabetes.onnx"), data("diabetes_holdout.csv"));
+    let gate = |flag: &str, limit: &str| sextant(&["validate", &diabetes, &holdout, "--target", "target", flag, limit]);
+    let run = gate("--fail-over", "mae=40");
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("validation failed: mae is 4") && run.stderr.contains(", over 40"), "{}", run.stderr);
+    assert_eq!(gate("--fail-over", "rmse=100").code, 0);
+    let run = gate("--fail-under", "mae=40");
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("`mae` belongs in --fail-over"), "{}", run.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+}

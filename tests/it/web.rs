@@ -104,7 +104,7 @@ pub(crate) fn digits_profile() -> Profile {
             }
         })
         .collect();
-    Profile { profile_version: PROFILE_VERSION, rows: rows as u64, features, target: None }
+    Profile { baseline: None, profile_version: PROFILE_VERSION, rows: rows as u64, features, target: None }
 }
 
 /// Runs one phase of `www/tests/web.mjs`; returns its result object.

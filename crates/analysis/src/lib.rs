@@ -4,6 +4,8 @@
 //! two CSV files) and the browser all call the same functions. Everything that accumulates is a sum
 //! of counts, so an hour's results merge into a day's without rescanning history.
 //!
+//! - [`difference`]: whether a metric differs between two independent samples (two proportions,
+//!   Welch's t): a validation set against the model's promise.
 //! - [`distance`]: PSI, Jensen–Shannon, Hellinger, chi-square, binned KS and Wasserstein on bin
 //!   counts against a reference profile; exact KS and Wasserstein on raw samples.
 //! - [`drift`]: which statistic decides, with which threshold, for how many rows, and why.
@@ -14,6 +16,7 @@
 //!   regression errors.
 //! - [`window`]: feature counts summed over a window, mergeable.
 
+pub mod difference;
 pub mod distance;
 pub mod drift;
 pub mod histogram;

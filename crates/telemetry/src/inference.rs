@@ -310,6 +310,7 @@ mod tests {
     fn profile(names: &[&str]) -> Profile {
         let values: Vec<f64> = (0..100).map(f64::from).collect();
         Profile {
+            baseline: None,
             profile_version: crate::PROFILE_VERSION,
             rows: 100,
             features: names

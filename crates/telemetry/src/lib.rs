@@ -18,7 +18,8 @@ pub use inference::{
     FeatureMap, Flat, FlatTensor, ObserveError, RecorderConfig, Run, RunRecorder, rows_and_width, summarize_outputs,
 };
 pub use profile::{
-    CategoryProfile, FeatureKind, FeatureProfile, NumberProfile, PROFILE_VERSION, Profile, Summarizer, Value,
+    Baseline, BaselineMetrics, CategoryProfile, FeatureKind, FeatureProfile, NumberProfile, PROFILE_VERSION, Profile,
+    Summarizer, Value,
 };
 pub use schema::{
     Batch, ClassScore, Diagnostic, EngineKind, ErrorKind, ErrorRecord, FeatureCounts, FeatureSummary, FieldCount,

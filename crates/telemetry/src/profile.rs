@@ -21,6 +21,36 @@ pub struct Profile {
     /// The target column's profile, when one was named: the reference for prediction and label drift.
     #[serde(default)]
     pub target: Option<FeatureProfile>,
+    /// What the model scored on these rows when the profile was built: its promise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
+}
+
+/// A model's scores on the profiled data (`sextant profile build --model`), which validation
+/// compares a fresh data set's scores with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// The model's content hash, `sha256:` and the hex digest.
+    pub model: String,
+    /// Labelled rows scored.
+    pub rows: u64,
+    pub metrics: BaselineMetrics,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "task", rename_all = "snake_case")]
+pub enum BaselineMetrics {
+    Classification {
+        accuracy: f64,
+        macro_f1: f64,
+    },
+    Regression {
+        mae: f64,
+        rmse: f64,
+        r2: f64,
+        /// The standard deviation of the absolute errors: what a later MAE is tested against.
+        abs_error_sd: f64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +129,15 @@ impl NumberProfile {
         Some(profile)
     }
 
+    /// `v`, or the edge it is within one f32 rounding of. Model inputs are mostly f32: an input
+    /// equal to a reference value (an edge, the minimum or the maximum, all f64) is rarely
+    /// bit-equal to it, and would otherwise land in the next bin or out of range.
+    pub fn snap(&self, v: f64) -> f64 {
+        let i = self.edges.partition_point(|&e| e < v);
+        let near = [i.checked_sub(1).and_then(|j| self.edges.get(j)), self.edges.get(i)];
+        near.into_iter().flatten().copied().find(|e| (v - e).abs() <= e.abs() * f64::from(f32::EPSILON)).unwrap_or(v)
+    }
+
     /// The bin of `v`: 0 is underflow, `edges.len()` is overflow.
     pub fn bin(&self, v: f64) -> usize {
         let Some(&last) = self.edges.last() else { return 0 };
@@ -150,6 +189,7 @@ fn count(feature: &FeatureProfile, counts: &mut FeatureCounts, value: Value<'_>,
         (_, Value::Missing) => counts.missing += 1,
         (FeatureKind::Number(_), Value::Number(v)) if v.is_nan() => counts.missing += 1,
         (FeatureKind::Number(profile), Value::Number(v)) => {
+            let v = profile.snap(v);
             counts.bins[profile.bin(v)] += 1;
             if v < profile.min || v > profile.max {
                 counts.out_of_range += 1;
@@ -361,6 +401,7 @@ mod tests {
     #[test]
     fn summarizer_counts_integrity_problems() {
         let profile = Profile {
+            baseline: None,
             profile_version: PROFILE_VERSION,
             rows: 3,
             features: vec![
@@ -420,5 +461,30 @@ mod tests {
                 prop_assert_eq!(p.bin(*v), naive_bin(&p.edges, *v), "value {}", v);
             }
         }
+    }
+
+    #[test]
+    fn an_f32_input_equal_to_a_reference_value_counts_as_that_value() {
+        let values = [0.98, 1.5, 2.0, 2.75, 3.88];
+        let profile = NumberProfile::build(&values, 4).unwrap();
+        let feature =
+            FeatureProfile { name: "x".into(), missing_rate: 0.0, kind: FeatureKind::Number(profile.clone()) };
+        let mut counts = FeatureCounts {
+            name: "x".into(),
+            bins: vec![0; profile.counts.len()],
+            missing: 0,
+            type_mismatch: 0,
+            unseen: 0,
+            out_of_range: 0,
+            samples: Vec::new(),
+        };
+        for v in values {
+            count(&feature, &mut counts, Value::Number(f64::from(v as f32)), 0);
+        }
+        assert_eq!(counts.out_of_range, 0, "3.88f32 is 3.88, not above the maximum");
+        assert_eq!(counts.bins, profile.counts, "the same bins as the f64 reference values");
+        assert_eq!(profile.snap(3.881), 3.881, "a value really above stays above");
+        count(&feature, &mut counts, Value::Number(3.881), 0);
+        assert_eq!(counts.out_of_range, 1);
     }
 }

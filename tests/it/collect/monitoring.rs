@@ -59,6 +59,7 @@ fn reference_profile() -> Profile {
         kind: FeatureKind::Number(NumberProfile::build(values, 10).unwrap()),
     };
     Profile {
+        baseline: None,
         profile_version: telemetry::PROFILE_VERSION,
         rows: rows as u64,
         features: vec![

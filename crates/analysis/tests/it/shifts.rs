@@ -140,7 +140,8 @@ fn small_samples_use_corrected_tests_and_few_rows_give_no_verdict() {
 #[test]
 fn integrity_finds_nan_noise_renames_new_categories_and_strangers() {
     let reference = columns(10_000, 1, false);
-    let profile = Profile { profile_version: 1, rows: 10_000, features: profile_of(&reference), target: None };
+    let profile =
+        Profile { baseline: None, profile_version: 1, rows: 10_000, features: profile_of(&reference), target: None };
     let rows = 1000u64;
     let mut summary = FeatureSummary { window_start_ms: 0, rows, features: Vec::new(), unexpected_fields: Vec::new() };
     for feature in &profile.features {

@@ -270,6 +270,7 @@ mod tests {
         let values: Vec<f64> = (0..1000).map(|i| f64::from(i % 100)).collect();
         let kind = FeatureKind::Number(NumberProfile::build(&values, 4).unwrap());
         Profile {
+            baseline: None,
             profile_version: telemetry::PROFILE_VERSION,
             rows: 1000,
             features: vec![FeatureProfile { name: "x".into(), missing_rate: 0.0, kind }],
