@@ -1,7 +1,8 @@
 //! The demo's clients. Edge clients call the edge host over HTTP (the tabular guest's route, or
 //! OIP when no guest was built) and report each answer's ground truth to the collector a little
 //! later, as a labelling process would. The page client is a browser page done natively: it runs
-//! the model itself and reports through the page's telemetry path (`RunRecorder`, the `Batcher`,
+//! the model itself and reports through the page's telemetry path (`RunRecorder`, with the app's
+//! records through `observe_record` as `session.observe` passes them, the `Batcher`,
 //! `POST /v1/batches`), its labels inside its own batches.
 //!
 //! Everything sent is written down in [`Sent`], so the end can check that the collector stored

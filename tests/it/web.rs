@@ -221,6 +221,22 @@ async fn the_browser_package_runs_models_and_delivers_telemetry_exactly_once_in_
     assert_eq!(status, 200, "{features}");
     let rows: u64 = features["items"].as_array().unwrap().iter().map(|f| f["rows"].as_u64().unwrap_or(0)).sum();
     assert_eq!(rows, 6, "feature summaries counted every row against the profile: {features}");
+    // `session.observe`: the page's own records, counted against a profile of them.
+    let (status, observed) =
+        get_json(&http, &url, &keys.read, "/v1/models/observe-test/versions/1/features?limit=100").await;
+    assert_eq!(status, 200, "{observed}");
+    let summaries = observed["items"].as_array().unwrap();
+    let sum = |f: &dyn Fn(&serde_json::Value) -> u64| summaries.iter().map(f).sum::<u64>();
+    assert_eq!(sum(&|s| s["rows"].as_u64().unwrap()), 3, "{observed}");
+    let region = |key: &str| sum(&|s| s["features"][0][key].as_u64().unwrap());
+    assert_eq!((region("unseen"), region("missing")), (1, 1), "{observed}");
+    let stranger: Vec<&serde_json::Value> =
+        summaries.iter().flat_map(|s| s["unexpected_fields"].as_array().unwrap()).collect();
+    assert_eq!(stranger.len(), 1, "{observed}");
+    assert_eq!(
+        (&stranger[0]["name"], &stranger[0]["samples"]),
+        (&serde_json::json!("regoin"), &serde_json::json!([{ "category": "north" }]))
+    );
 
     // The collector goes down; the page classifies, labels and reloads; batches wait in storage.
     collect.stop().await;
@@ -269,6 +285,8 @@ fn check_api(api: &serde_json::Value) {
     expect_code("released", "released", "released");
     expect_code("huge_dims", "input_shape", "[65536, 65536, 64]");
     expect_code("negative_dims", "bad_argument", "non-negative integers");
+    expect_code("observe_not_object", "bad_argument", "expected an object of fields");
+    expect_code("observe_bad_field", "bad_argument", "field `region` is of type object");
     assert!(
         api["empty_batch"] == serde_json::json!([0, 10]) || api["empty_batch"].is_string(),
         "an empty batch gives empty outputs or an error: {}",

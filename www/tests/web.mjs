@@ -144,6 +144,20 @@ try {
       auto.release();
       out.errors.released = await errorOf(() => auto.run({ pixels: x }));
 
+      // Application records counted against a profile of them (not of the model's inputs).
+      const { telemetry } = await (await fetch("/config.json")).json();
+      const profile = { profile_version: 1, rows: 2, target: null, features: [
+        { name: "region", missing_rate: 0, kind: { category: { categories: ["north", "south"], counts: [1, 1, 0] } } }] };
+      const app = await Session.create("/models/digits_mlp/model.onnx", { backend: "cpu",
+        telemetry: { ...telemetry, model: "observe-test", version: "1", profile, samples: 4 } });
+      app.observe({ region: "north" });
+      app.observe({ region: "mars", regoin: "north" });
+      app.observe({ region: null });
+      out.errors.observe_not_object = await errorOf(() => app.observe(5));
+      out.errors.observe_bad_field = await errorOf(() => app.observe({ region: {} }));
+      out.observe_stats = await app.flush();
+      app.release();
+
       // Progress, then the Cache API keyed by the content hash.
       const progress = [];
       const first = await Session.create("/models/digits_cnn/model.onnx", { onProgress: (l, t) => progress.push([l, t]) });

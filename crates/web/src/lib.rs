@@ -92,6 +92,9 @@ export interface TelemetryOptions {
   maxAgeMs?: number;
   /** Keep unsent batches in localStorage across reloads and offline periods (default true). */
   persist?: boolean;
+  /** Raw values kept per feature in each summary (default 0, at most 32): they let the collector
+   *  tell a renamed field from a missing one and name new categories. Opt-in: they leave the page. */
+  samples?: number;
 }
 
 export interface SessionOptions {

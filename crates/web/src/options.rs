@@ -54,6 +54,9 @@ pub(crate) struct TelemetryOptions {
     pub max_age_ms: Option<i64>,
     #[serde(default = "yes")]
     pub persist: bool,
+    /// Raw values kept per feature and summary (0: none).
+    #[serde(default)]
+    pub samples: usize,
 }
 
 fn yes() -> bool {

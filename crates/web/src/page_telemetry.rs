@@ -24,6 +24,8 @@ const MAX_BATCH_BYTES: usize = 60 << 10;
 /// Bounds what the page keeps (and `localStorage` holds): at most this many batches.
 const MAX_OUTBOX: usize = 32;
 const STORAGE_PREFIX: &str = "sextant:outbox:";
+/// Raw values a summary may carry per feature: enough to tell a rename, small beside a beacon's 64 KiB.
+const MAX_SAMPLES: usize = 32;
 
 /// What a session records: predictions, feature counts, labels and errors.
 pub(crate) struct PageTelemetry {
@@ -73,12 +75,13 @@ impl PageTelemetry {
                 output: options.output,
                 classes: options.classes,
                 summary_every_ms: max_age_ms,
-                ..RecorderConfig::default()
+                sample_limit: options.samples.min(MAX_SAMPLES),
             },
         );
         if let Some(features) = profiled.filter(|_| !recorder.counts_features()) {
-            warn(&format!(
-                "sextant: the reference profile's {features} features match no input of the model; no feature summaries are sent"
+            info(&format!(
+                "sextant: the reference profile's {features} features match no input of the model: only records \
+                 given to session.observe() are counted"
             ));
         }
         let config = BatcherConfig {
@@ -147,6 +150,20 @@ impl PageTelemetry {
         let record = Record::Error(telemetry::ErrorRecord { timestamp_ms: now, kind, message });
         self.push(&mut self.state.borrow_mut(), record, now);
         self.save();
+    }
+
+    /// Counts one application record against the profile (see [`RunRecorder::observe_record`]).
+    pub(crate) fn observe(&self, row: &[(&str, telemetry::Value<'_>)]) -> Result<(), WebError> {
+        let now = js::now_ms();
+        let mut state = self.state.borrow_mut();
+        let summary =
+            state.recorder.observe_record(row, now).map_err(|e| WebError::new("telemetry", format!("observe: {e}")))?;
+        if let Some(summary) = summary {
+            self.push(&mut state, summary, now);
+        }
+        drop(state);
+        self.save();
+        Ok(())
     }
 
     pub(crate) fn label(&self, prediction_id: String, truth: telemetry::Truth) -> Result<(), WebError> {
@@ -448,7 +465,15 @@ fn page_host() -> String {
 }
 
 fn warn(message: &str) {
+    console("warn", message);
+}
+
+fn info(message: &str) {
+    console("info", message);
+}
+
+fn console(level: &str, message: &str) {
     if let Some(console) = js::get(&js_sys::global(), "console") {
-        js::call(&console, "warn", &[message.into()]);
+        js::call(&console, level, &[message.into()]);
     }
 }

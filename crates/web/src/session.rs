@@ -156,6 +156,61 @@ impl Session {
         }))
     }
 
+    /// Counts one application record against the reference profile: the fields the model's
+    /// input was made from, by name (numbers; strings for categories; `null` for missing). For
+    /// profiles that describe such records rather than the model's inputs, so that renamed
+    /// fields, new categories and drift in fields the model sees encoded are caught.
+    pub fn observe(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Record<string, number | string | null>")] record: JsValue,
+    ) -> Result<(), JsValue> {
+        let inner = self.inner()?;
+        let telemetry = inner.telemetry.as_ref().ok_or_else(|| {
+            WebError::new("telemetry", "this session has no telemetry: pass options.telemetry to Session.create")
+        })?;
+        if !record.is_object() || Array::is_array(&record) {
+            return Err(
+                WebError::bad_argument("observe: expected an object of fields, e.g. { region: \"north\" }").into()
+            );
+        }
+        // Owned first (JS strings are copied out), borrowed as the summariser takes them.
+        enum Field {
+            Missing,
+            Number(f64),
+            Text(String),
+        }
+        let mut fields: Vec<(String, Field)> = Vec::new();
+        for entry in Object::entries(record.unchecked_ref()).iter() {
+            let entry: Array = entry.unchecked_into();
+            let (name, value) = (entry.get(0).as_string().unwrap_or_default(), entry.get(1));
+            let field = match (value.as_f64(), value.as_string()) {
+                _ if value.is_null() || value.is_undefined() => Field::Missing,
+                (Some(number), _) => Field::Number(number),
+                (_, Some(text)) => Field::Text(text),
+                _ => {
+                    let kind = value.js_typeof().as_string().unwrap_or_default();
+                    return Err(WebError::bad_argument(format!(
+                        "observe: field `{name}` is of type {kind}; expected a number, a string or null"
+                    ))
+                    .into());
+                }
+            };
+            fields.push((name, field));
+        }
+        let row: Vec<(&str, telemetry::Value<'_>)> = fields
+            .iter()
+            .map(|(name, field)| {
+                let value = match field {
+                    Field::Missing => telemetry::Value::Missing,
+                    Field::Number(number) => telemetry::Value::Number(*number),
+                    Field::Text(text) => telemetry::Value::Text(text),
+                };
+                (name.as_str(), value)
+            })
+            .collect();
+        Ok(telemetry.observe(&row)?)
+    }
+
     /// Sends the ground truth for a prediction: a class name (string) or a number.
     pub fn label(
         &self,
