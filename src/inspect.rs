@@ -2,12 +2,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::Result;
-use runtime::{BackendChoice, Model, Session, ValueInfo};
+use runtime::{BackendChoice, Model, Session, ValueInfo, free_dims_of};
 use serde_json::json;
 
 use crate::options::{SessionArgs, load_model};
+use crate::tensor_files::inputs_or_synthetic;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -18,6 +20,42 @@ pub struct Args {
     /// Print as JSON.
     #[arg(long)]
     json: bool,
+    /// Also measure what running it costs here, per engine that can: session load time and
+    /// latency p50 / p99 at batch 1 (synthetic inputs; free dims 1 unless `--dim`), peak memory.
+    #[arg(long)]
+    resources: bool,
+}
+
+/// What one engine costs on this machine, at batch 1.
+#[derive(Debug, serde::Serialize)]
+struct Cost {
+    load_ms: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    runs: usize,
+}
+
+/// Timed runs per engine for `--resources`.
+const RUNS: usize = 20;
+
+/// Builds a session on `backend` with free dims fixed (the GPU needs them) and times it.
+fn cost(model: &Model, args: &Args, backend: BackendChoice) -> Result<Cost, String> {
+    let inputs = inputs_or_synthetic(model, &[], &args.session.dims).map_err(|e| format!("{e:#}"))?;
+    let options = args.session.options(backend, free_dims_of(model.inputs(), &inputs));
+    let started = Instant::now();
+    let session = pollster::block_on(Session::new(model, &options)).map_err(|e| e.to_string())?;
+    let load = started.elapsed();
+    let mut samples = Vec::with_capacity(RUNS);
+    for i in 0..RUNS + 2 {
+        let started = Instant::now();
+        pollster::block_on(session.run(inputs.clone())).map_err(|e| e.to_string())?;
+        if i >= 2 {
+            samples.push(started.elapsed());
+        }
+    }
+    samples.sort();
+    let at = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3;
+    Ok(Cost { load_ms: load.as_secs_f64() * 1e3, p50_ms: at(0.5), p99_ms: at(0.99), runs: RUNS })
 }
 
 pub fn main(args: Args) -> Result<ExitCode> {
@@ -33,6 +71,14 @@ pub fn main(args: Args) -> Result<ExitCode> {
             (name, verdict)
         })
         .collect();
+    let costs: Vec<(&str, Result<Cost, String>)> = match args.resources {
+        false => Vec::new(),
+        true => [("cpu", BackendChoice::Cpu), ("gpu", BackendChoice::Gpu)]
+            .into_iter()
+            .map(|(name, backend)| (name, cost(&model, &args, backend)))
+            .collect(),
+    };
+    let peak_rss_mib = crate::validate::peak_rss_mib();
 
     if args.json {
         let engines: serde_json::Map<_, _> = engines
@@ -45,7 +91,22 @@ pub fn main(args: Args) -> Result<ExitCode> {
                 (name.to_string(), value)
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&describe(&model, engines))?);
+        let mut report = describe(&model, engines);
+        if args.resources {
+            let mut resources: serde_json::Map<String, serde_json::Value> = costs
+                .iter()
+                .map(|(name, cost)| {
+                    let value = match cost {
+                        Ok(cost) => serde_json::to_value(cost).unwrap_or_default(),
+                        Err(reason) => json!({ "reason": reason }),
+                    };
+                    (name.to_string(), value)
+                })
+                .collect();
+            resources.insert("peak_rss_mib".into(), json!(peak_rss_mib));
+            report["resources"] = serde_json::Value::Object(resources);
+        }
+        println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
     let (producer, producer_version) = model.producer();
@@ -71,6 +132,18 @@ pub fn main(args: Args) -> Result<ExitCode> {
             Ok(adapter) if adapter.is_empty() => println!("{name}: runnable"),
             Ok(adapter) => println!("{name}: runnable on {adapter}"),
             Err(reason) => println!("{name}: not runnable: {reason}"),
+        }
+    }
+    if args.resources {
+        println!("resources here (batch 1, synthetic inputs, {RUNS} runs):");
+        for (name, cost) in &costs {
+            match cost {
+                Ok(c) => println!("  {name}: load {:.1} ms, p50 {:.3} ms, p99 {:.3} ms", c.load_ms, c.p50_ms, c.p99_ms),
+                Err(reason) => println!("  {name}: not measured: {reason}"),
+            }
+        }
+        if let Some(mib) = peak_rss_mib {
+            println!("  peak memory: {mib:.0} MiB (this process, model and sessions included)");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -64,8 +64,8 @@ pub struct Args {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
-    /// Write a model card (Markdown).
-    #[arg(long, value_name = "OUT.md")]
+    /// Write a model card: Markdown, or one self-contained HTML page for a name ending in `.html`.
+    #[arg(long, value_name = "OUT.md|OUT.html")]
     report: Option<PathBuf>,
 }
 
@@ -309,7 +309,14 @@ pub fn main(args: Args) -> Result<ExitCode> {
         tool: format!("sextant {}", env!("CARGO_PKG_VERSION")),
     };
     if let Some(path) = &args.report {
-        std::fs::write(path, model_card(&report)).with_context(|| format!("while writing {}", path.display()))?;
+        let card = model_card(&report);
+        let html = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"));
+        let card = if html {
+            crate::html::markdown_page(&format!("Model card: {}", report.model.ran.model), &card)
+        } else {
+            card
+        };
+        std::fs::write(path, card).with_context(|| format!("while writing {}", path.display()))?;
     }
     match args.json {
         true => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -675,7 +682,8 @@ fn sha256_file(path: &Path) -> Result<String> {
     Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn peak_rss_mib() -> Option<f64> {
+/// The process's peak resident memory (Linux `VmHWM`), MiB.
+pub(crate) fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kib: f64 =
         status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;

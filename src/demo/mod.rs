@@ -198,8 +198,9 @@ async fn run(args: Args) -> Result<ExitCode> {
         read_key: read.1.secret().to_owned(),
         admin_key: admin.1.secret().to_owned(),
     };
-    banner(&running, &dir, &args, started);
+    // Written before anything is printed: a script that sees the banner finds the file.
     std::fs::write(dir.join("demo.json"), serde_json::to_string_pretty(&running)?)?;
+    banner(&running, &dir, &args, started);
 
     let clients = Clients::new(data);
     let labeller = Labeller::new(&collector_url, ingest.1.secret());

@@ -52,6 +52,18 @@ fn inspect_shows_signature_and_engines() {
     assert_eq!(report["engines"]["gpu"]["runnable"], false, "free dim N");
     let text = sextant(&["inspect", &path(fixture("digits_cnn/model.onnx"))]);
     assert!(text.stdout.contains("image: f32 [N, 1, 8, 8]"), "{}", text.stdout);
+
+    // What it costs here, per engine (free dims fixed at 1 for the measurement).
+    let report = json(&sextant(&["inspect", &path(fixture("digits_cnn/model.onnx")), "--resources", "--json"]));
+    let cpu = &report["resources"]["cpu"];
+    assert!(cpu["load_ms"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(cpu["p50_ms"].as_f64().unwrap() <= cpu["p99_ms"].as_f64().unwrap(), "{report}");
+    let gpu = &report["resources"]["gpu"];
+    assert!(gpu["p50_ms"].is_number() || gpu["reason"].is_string(), "measured, or why not: {gpu}");
+    assert_eq!(report["engines"]["gpu"]["runnable"], false, "the verdict itself is unchanged: free dim N");
+    let text = sextant(&["inspect", &path(fixture("digits_cnn/model.onnx")), "--resources"]);
+    assert!(text.stdout.contains("resources here (batch 1, synthetic inputs, 20 runs):"), "{}", text.stdout);
+    assert!(text.stdout.contains("  cpu: load "), "{}", text.stdout);
 }
 
 #[test]

@@ -272,6 +272,12 @@ fn a_model_worse_than_its_promise_or_than_the_current_one_is_refused() {
     assert!(run.stderr.contains("accuracy 0.6296 is significantly worse than the promised "), "{}", run.stderr);
     let text = std::fs::read_to_string(&card).unwrap();
     assert!(text.contains("**worse than promised** (the baseline was measured on another model file)"), "{text}");
+    // The same card as one HTML page.
+    let html = dir.join("card.html").display().to_string();
+    assert_eq!(validate(&worse, &["--profile", &profile, "--report", &html]).code, 1);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!doctype html>") && page.contains("<title>Model card: "), "{page}");
+    assert!(page.contains("<table>") && page.contains("<strong>worse than promised</strong>"), "{page}");
     let run = validate(&worse, &["--against", &model]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
