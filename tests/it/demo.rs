@@ -225,22 +225,15 @@ async fn node(
     env: &[(&str, &str)],
     samples: usize,
 ) -> serde_json::Value {
-    let output = tokio::process::Command::new("node")
-        .arg(script)
-        .envs(env.iter().copied())
-        .env("SEXTANT_CHROMIUM", chromium)
-        .env("SEXTANT_ARTIFACTS", artifacts)
-        .env("SEXTANT_SAMPLES", samples.to_string())
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "demo.mjs {env:?} failed:\n{stdout}\n{stderr}");
-    let line = stdout.lines().find_map(|l| l.strip_prefix("RESULT ")).unwrap_or_else(|| panic!("no result:\n{stdout}"));
-    let result: serde_json::Value = serde_json::from_str(line).unwrap();
-    assert_eq!(result["problems"], serde_json::json!([]), "demo.mjs {env:?}: console or page errors");
-    result
+    let (chromium, artifacts, samples) =
+        (chromium.display().to_string(), artifacts.display().to_string(), samples.to_string());
+    let mut env = env.to_vec();
+    env.extend([
+        ("SEXTANT_CHROMIUM", chromium.as_str()),
+        ("SEXTANT_ARTIFACTS", &artifacts),
+        ("SEXTANT_SAMPLES", &samples),
+    ]);
+    crate::browser_script(script, &env).await
 }
 
 /// The collector's read API.

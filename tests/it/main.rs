@@ -96,3 +96,17 @@ pub fn browser_tools(script: &str, needs: &[(&str, &str)]) -> Option<(PathBuf, P
     eprintln!("\n\n*** SKIPPED: {missing} is missing; www/tests/{script} did not run in a browser ***\n\n");
     None
 }
+
+/// Runs a `www/tests` driver with `env` and returns its result (the `RESULT {...}` line it prints),
+/// which must list no console or page problems.
+pub async fn browser_script(script: &Path, env: &[(&str, &str)]) -> serde_json::Value {
+    let output = tokio::process::Command::new("node").arg(script).envs(env.iter().copied()).output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let what = format!("{} {env:?}", script.display());
+    assert!(output.status.success(), "{what} failed:\n{stdout}\n{stderr}");
+    let line = stdout.lines().find_map(|l| l.strip_prefix("RESULT ")).unwrap_or_else(|| panic!("no result:\n{stdout}"));
+    let result: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(result["problems"], serde_json::json!([]), "{what}: console or page errors");
+    result
+}

@@ -109,20 +109,9 @@ pub(crate) fn digits_profile() -> Profile {
 
 /// Runs one phase of `www/tests/web.mjs`; returns its result object.
 async fn phase(script: &Path, env: &[(&str, String)], phase: &str) -> serde_json::Value {
-    let output = tokio::process::Command::new("node")
-        .arg(script)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("SEXTANT_PHASE", phase)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "phase {phase} failed:\n{stdout}\n{stderr}");
-    let line = stdout.lines().find_map(|l| l.strip_prefix("RESULT ")).unwrap_or_else(|| panic!("no result:\n{stdout}"));
-    let result: serde_json::Value = serde_json::from_str(line).unwrap();
-    assert_eq!(result["problems"], serde_json::json!([]), "phase {phase}: console or page errors");
-    result
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("SEXTANT_PHASE", phase));
+    crate::browser_script(script, &env).await
 }
 
 /// Predictions and labels the collector holds for the demo's model (today and yesterday, in case

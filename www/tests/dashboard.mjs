@@ -7,12 +7,8 @@
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { env } from "./common.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
 const url = env("SEXTANT_URL");
 const artifacts = env("SEXTANT_ARTIFACTS");
 const expect = JSON.parse(env("SEXTANT_EXPECT"));

@@ -12,12 +12,8 @@
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { chromiumArgs, env } from "./common.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
 const url = env("SEXTANT_URL");
 const phase = env("SEXTANT_PHASE");
 const artifacts = env("SEXTANT_ARTIFACTS");
@@ -25,8 +21,7 @@ mkdirSync(artifacts, { recursive: true });
 
 const browser = await chromium.launch({
   executablePath: env("SEXTANT_CHROMIUM"),
-  args: ["--no-sandbox", "--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader",
-    "--use-webgpu-adapter=swiftshader", "--disable-vulkan-surface"],
+  args: chromiumArgs,
 });
 const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
 const problems = [];

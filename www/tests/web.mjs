@@ -14,12 +14,8 @@
 import { chromium } from "playwright-core";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { chromiumArgs, env } from "./common.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
 const url = env("SEXTANT_URL");
 const phase = env("SEXTANT_PHASE");
 const artifacts = env("SEXTANT_ARTIFACTS");
@@ -31,8 +27,7 @@ const result = { phase };
 
 const context = await chromium.launchPersistentContext(env("SEXTANT_PROFILE_DIR"), {
   executablePath: env("SEXTANT_CHROMIUM"),
-  args: ["--no-sandbox", "--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader",
-    "--use-webgpu-adapter=swiftshader", "--disable-vulkan-surface"],
+  args: chromiumArgs,
   viewport: { width: 1100, height: 900 },
 });
 const page = await context.newPage();

@@ -81,6 +81,13 @@ impl Session {
         self.inner.as_ref().ok_or_else(|| WebError::new("released", "this session was released"))
     }
 
+    /// The session's telemetry, for the calls that need it.
+    fn telemetry(&self) -> Result<&Rc<PageTelemetry>, WebError> {
+        self.inner()?.telemetry.as_ref().ok_or_else(|| {
+            WebError::new("telemetry", "this session has no telemetry: pass options.telemetry to Session.create")
+        })
+    }
+
     #[wasm_bindgen(getter, unchecked_return_type = "TensorInfo[]")]
     pub fn inputs(&self) -> Result<Array, JsValue> {
         Ok(self.inner()?.session.inputs().iter().map(info_to_js).collect())
@@ -164,10 +171,7 @@ impl Session {
         &self,
         #[wasm_bindgen(unchecked_param_type = "Record<string, number | string | null>")] record: JsValue,
     ) -> Result<(), JsValue> {
-        let inner = self.inner()?;
-        let telemetry = inner.telemetry.as_ref().ok_or_else(|| {
-            WebError::new("telemetry", "this session has no telemetry: pass options.telemetry to Session.create")
-        })?;
+        let telemetry = self.telemetry()?;
         if !record.is_object() || Array::is_array(&record) {
             return Err(
                 WebError::bad_argument("observe: expected an object of fields, e.g. { region: \"north\" }").into()
@@ -217,10 +221,7 @@ impl Session {
         #[wasm_bindgen(js_name = predictionId)] prediction_id: String,
         #[wasm_bindgen(unchecked_param_type = "string | number")] truth: JsValue,
     ) -> Result<(), JsValue> {
-        let inner = self.inner()?;
-        let telemetry = inner.telemetry.as_ref().ok_or_else(|| {
-            WebError::new("telemetry", "this session has no telemetry: pass options.telemetry to Session.create")
-        })?;
+        let telemetry = self.telemetry()?;
         let truth = match (truth.as_string(), truth.as_f64()) {
             (Some(class), _) => telemetry::Truth::Class(class),
             (_, Some(value)) => telemetry::Truth::Value(value),

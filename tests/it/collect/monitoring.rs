@@ -396,9 +396,18 @@ async fn alerts_fire_once_reach_the_webhook_and_resolve() {
         assert_eq!(resolved[0]["alert"]["rule"], "accuracy");
         assert!(resolved[0]["alert"]["resolved_ms"].is_i64());
 
-        // The history keeps both episodes' states and every delivery's.
-        let (_, all) = get_json(&s.http, &s.url, &s.keys.read, "/v1/models/wine/alerts").await;
-        let all = all["alerts"].as_array().unwrap();
+        // The history keeps both episodes' states and every delivery's. A delivery is marked
+        // delivered once the receiver's answer is back, a moment after the receiver saw it.
+        let mut all = Vec::new();
+        for _ in 0..100 {
+            let (_, body) = get_json(&s.http, &s.url, &s.keys.read, "/v1/models/wine/alerts").await;
+            all = body["alerts"].as_array().unwrap().clone();
+            let deliveries = || all.iter().flat_map(|a| a["deliveries"].as_array().unwrap());
+            if deliveries().count() == 4 && deliveries().all(|d| d["state"] == "delivered") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         assert_eq!(all.len(), 3);
         let accuracy = all.iter().find(|a| a["rule"] == "accuracy").unwrap();
         assert_eq!(accuracy["state"], "resolved");
