@@ -105,10 +105,14 @@ async fn run(args: Args) -> Result<ExitCode> {
     let (collector_listener, edge_listener) = (bind(args.collector_listen).await?, bind(args.edge_listen).await?);
     let collector_url = format!("http://{}", collector_listener.local_addr()?);
     let edge_url = format!("http://{}", edge_listener.local_addr()?);
-    let web = match crate::web::router(&root, None) {
-        Ok(_) => {
+    let keys = [Role::Ingest, Role::Read, Role::Admin].map(|role| Token::generate().map(|t| (role, t)));
+    let [ingest, read, admin] = keys;
+    let (ingest, read, admin) = (ingest?, read?, admin?);
+    // The web demo (digits in a real browser), its telemetry to the same collector.
+    let web = match crate::web::router(&root, Some((&collector_url, ingest.1.secret()))) {
+        Ok(app) => {
             let listener = bind(args.web_listen).await?;
-            Some((format!("http://{}", listener.local_addr()?), listener))
+            Some((format!("http://{}", listener.local_addr()?), listener, app))
         }
         Err(e) => {
             println!("no web demo: {e:#}");
@@ -116,16 +120,13 @@ async fn run(args: Args) -> Result<ExitCode> {
         }
     };
 
-    // The collector, with keys made here and rules on one-minute windows.
-    let keys = [Role::Ingest, Role::Read, Role::Admin].map(|role| Token::generate().map(|t| (role, t)));
-    let [ingest, read, admin] = keys;
-    let (ingest, read, admin) = (ingest?, read?, admin?);
+    // The collector, with the keys above and rules on one-minute windows.
     let database = Database::Sqlite(dir.join("demo.db"));
     let store = collector::open(&database, 1).await.with_context(|| format!("cannot open {database}"))?;
     for (role, token) in [&ingest, &read, &admin] {
         store.create_key(format!("demo-{}", role.as_str()), *role, token.digest()).await?;
     }
-    let origins = web.iter().map(|(url, _)| url.clone()).collect();
+    let origins = web.iter().map(|(url, ..)| url.clone()).collect();
     let collector = Collector::new(store, collector_config(database, origins)?);
     let (stop_collector, stopped) = signal::channel(false);
     let collector_task = tokio::spawn(collector::serve(collector, collector_listener, until(stopped)));
@@ -158,17 +159,11 @@ async fn run(args: Args) -> Result<ExitCode> {
         None => EdgeRoute::Oip(format!("{edge_url}/v2/models/{EDGE_MODEL}/infer")),
     };
 
-    // The web demo: digits in a real browser, its telemetry to the same collector.
     let (stop_web, stopped) = signal::channel(false);
-    let web_task = match web {
-        Some((url, listener)) => {
-            let app = crate::web::router(&root, Some((&collector_url, ingest.1.secret())))?;
-            let task =
-                tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(until(stopped)).await });
-            Some((url, task))
-        }
-        None => None,
-    };
+    let web_task = web.map(|(url, listener, app)| {
+        let task = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(until(stopped)).await });
+        (url, task)
+    });
 
     // The page client's own session and telemetry, as the browser package would set them up.
     let model_bytes = std::fs::read(&model_path).with_context(|| format!("while reading {}", model_path.display()))?;
