@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use telemetry::{FeatureKind, FeatureProfile, PROFILE_VERSION, Profile, Record, Summarizer, Value};
 
-use crate::profile::profile_column;
+use crate::profile::{BINS, MAX_CATEGORIES, profile_column};
 use crate::table::{Table, is_missing};
 
 #[derive(Debug, clap::Args)]
@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(long)]
     prediction: Option<String>,
     /// Quantile bins per numeric column (for the binned statistics and the reference profile).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(2..=1000))]
+    #[arg(long, default_value_t = BINS, value_parser = clap::value_parser!(u16).range(2..=1000))]
     bins: u16,
     /// Print one JSON object (`columns`, `dataset_drift`, `integrity`, `performance`).
     #[arg(long)]
@@ -81,8 +81,6 @@ enum Performance {
     Classification { reference: Box<ClassificationMetrics>, current: Box<ClassificationMetrics> },
     Regression { reference: RegressionMetrics, current: RegressionMetrics },
 }
-
-const MAX_CATEGORIES: usize = 50;
 
 pub fn main(args: Args) -> Result<ExitCode> {
     let started = std::time::Instant::now();
@@ -243,8 +241,10 @@ fn text(cell: &str) -> Value<'_> {
 
 fn performance(reference: &Table, current: &Table, target: &str, prediction: &str) -> Result<Performance> {
     let target_cells = reference.column(target).ok_or_else(|| anyhow::anyhow!("no column `{target}`"))?;
-    let classes =
-        matches!(profile_column(target, target_cells, 10, MAX_CATEGORIES, true).0.kind, FeatureKind::Category(_));
+    let classes = matches!(
+        profile_column(target, target_cells, usize::from(BINS), MAX_CATEGORIES, true).0.kind,
+        FeatureKind::Category(_)
+    );
     let pairs = |table: &Table| -> Vec<(usize, (String, String))> {
         let (Some(truth), Some(predicted)) = (table.column(target), table.column(prediction)) else {
             return Vec::new();

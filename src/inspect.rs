@@ -45,17 +45,9 @@ fn cost(model: &Model, args: &Args, backend: BackendChoice) -> Result<Cost, Stri
     let started = Instant::now();
     let session = pollster::block_on(Session::new(model, &options)).map_err(|e| e.to_string())?;
     let load = started.elapsed();
-    let mut samples = Vec::with_capacity(RUNS);
-    for i in 0..RUNS + 2 {
-        let started = Instant::now();
-        pollster::block_on(session.run(inputs.clone())).map_err(|e| e.to_string())?;
-        if i >= 2 {
-            samples.push(started.elapsed());
-        }
-    }
-    samples.sort();
-    let at = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3;
-    Ok(Cost { load_ms: load.as_secs_f64() * 1e3, p50_ms: at(0.5), p99_ms: at(0.99), runs: RUNS })
+    let (p50, p99) = crate::validate::latency(&session, &inputs, RUNS).map_err(|e| format!("{e:#}"))?;
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    Ok(Cost { load_ms: ms(load), p50_ms: ms(p50), p99_ms: ms(p99), runs: RUNS })
 }
 
 pub fn main(args: Args) -> Result<ExitCode> {

@@ -8,6 +8,11 @@ use anyhow::{Context, Result, bail};
 use crate::table::{Column, Table, is_missing};
 use telemetry::{CategoryProfile, FeatureKind, FeatureProfile, NumberProfile, PROFILE_VERSION, Profile};
 
+/// Quantile bins per numeric column, unless asked otherwise (`profile build`, `drift`, the demo).
+pub(crate) const BINS: u16 = 10;
+/// Most frequent categories kept per column; the rest count as "other".
+pub(crate) const MAX_CATEGORIES: usize = 50;
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -32,10 +37,10 @@ struct BuildArgs {
     #[arg(long)]
     out: PathBuf,
     /// Quantile bins per numeric column.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    #[arg(long, default_value_t = BINS, value_parser = clap::value_parser!(u16).range(1..=1000))]
     bins: u16,
     /// Most frequent values kept per categorical column; the rest count as "other".
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = MAX_CATEGORIES)]
     max_categories: usize,
     /// The model the profile is for: its scores on these rows (every column but the target a
     /// feature) become the profile's baseline, which `sextant validate --profile` holds it to.

@@ -520,8 +520,8 @@ fn run(path: &Path, features: &[f32], width: usize, rows: usize, args: &RunOptio
 
     let predictions = predictions.context("the data has no rows")?;
     let one = |n: usize| Tensor::new(&[n, width], features[..n * width].to_vec());
-    let (p50, p99) = latency(&session, &input.name, &one(1)?, 30)?;
-    let (batch_p50, _) = latency(&session, &input.name, &one(batch.min(rows))?, 10)?;
+    let (p50, p99) = latency(&session, &[(input.name.clone(), one(1)?)], 30)?;
+    let (batch_p50, _) = latency(&session, &[(input.name.clone(), one(batch.min(rows))?)], 10)?;
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     Ok(Ran {
         sha256: sha256_file(path)?,
@@ -611,11 +611,12 @@ impl Truth {
 }
 
 /// (p50, p99) over `runs` after two warm-up runs.
-fn latency(session: &Session, input: &str, tensor: &Tensor, runs: usize) -> Result<(Duration, Duration)> {
+pub(crate) fn latency(session: &Session, inputs: &[(String, Tensor)], runs: usize) -> Result<(Duration, Duration)> {
+    let runs = runs.max(1);
     let mut samples = Vec::with_capacity(runs);
     for i in 0..runs + 2 {
         let started = Instant::now();
-        pollster::block_on(session.run(vec![(input.to_owned(), tensor.clone())]))?;
+        pollster::block_on(session.run(inputs.to_vec()))?;
         if i >= 2 {
             samples.push(started.elapsed());
         }

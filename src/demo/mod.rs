@@ -28,6 +28,7 @@ use telemetry::{Batcher, BatcherConfig, ModelRef, Source, SourceKind};
 use tokio::net::TcpListener;
 use tokio::sync::watch as signal;
 
+use crate::profile::{BINS, MAX_CATEGORIES};
 use crate::table::Table;
 use scenario::{Data, EDGE_MODEL, PAGE_MODEL, VERSION};
 use traffic::{Clients, EdgeRoute, Labeller};
@@ -105,9 +106,8 @@ async fn run(args: Args) -> Result<ExitCode> {
     let (collector_listener, edge_listener) = (bind(args.collector_listen).await?, bind(args.edge_listen).await?);
     let collector_url = format!("http://{}", collector_listener.local_addr()?);
     let edge_url = format!("http://{}", edge_listener.local_addr()?);
-    let keys = [Role::Ingest, Role::Read, Role::Admin].map(|role| Token::generate().map(|t| (role, t)));
-    let [ingest, read, admin] = keys;
-    let (ingest, read, admin) = (ingest?, read?, admin?);
+    let token = |role| Token::generate().map(|t| (role, t));
+    let (ingest, read, admin) = (token(Role::Ingest)?, token(Role::Read)?, token(Role::Admin)?);
     // The web demo (digits in a real browser), its telemetry to the same collector.
     let web = match crate::web::router(&root, Some((&collector_url, ingest.1.secret()))) {
         Ok(app) => {
@@ -133,11 +133,12 @@ async fn run(args: Args) -> Result<ExitCode> {
 
     // Reference profiles: the training data for the edge; the page's records (with a region).
     let http = reqwest::Client::new();
-    let wine_profile = crate::profile::build(&wine_table, Some(scenario::TARGET), 10, 50)?;
+    let wine_profile = crate::profile::build(&wine_table, Some(scenario::TARGET), usize::from(BINS), MAX_CATEGORIES)?;
     let page_csv = dir.join("wine-web-reference.csv");
     let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(1);
     std::fs::write(&page_csv, scenario::page_reference_csv(&data, &mut rng))?;
-    let page_profile = crate::profile::build(&Table::read(&page_csv)?, Some(scenario::TARGET), 10, 50)?;
+    let page_profile =
+        crate::profile::build(&Table::read(&page_csv)?, Some(scenario::TARGET), usize::from(BINS), MAX_CATEGORIES)?;
     for (model, profile) in [(EDGE_MODEL, &wine_profile), (PAGE_MODEL, &page_profile)] {
         let url = format!("{collector_url}/v1/models/{model}/versions/{VERSION}/profile");
         let response = http.put(&url).bearer_auth(admin.1.secret()).json(profile).send().await?;

@@ -28,8 +28,8 @@ const EXPECTED: [(&str, &str, &str); 5] = [
 async fn the_demo_catches_drift_a_broken_feed_and_a_concept_shift_and_stores_everything_once() {
     let browser = crate::browser_tools("demo.mjs", &[("pkg/sextant.js", "the browser package (cargo xtask web)")]);
     let guests = crate::guests::guests();
-    let dir = std::env::temp_dir().join(format!("sextant-demo-e2e-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    // Empty: the demo uses an empty folder or one it made, nothing else.
+    let dir = crate::cli::tempdir("demo-e2e");
     let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("demo");
     let mut demo = tokio::process::Command::new(env!("CARGO_BIN_EXE_sextant"))
         .args(["demo", "--dir", dir.to_str().unwrap(), "--guests", guests.to_str().unwrap(), "--clean-s", CLEAN_S])

@@ -108,8 +108,7 @@ fn regression_metrics_equal_scikit_learns_and_a_small_difference_is_not_a_win() 
 
 #[test]
 fn a_validation_set_unlike_the_reference_profile_is_flagged() {
-    let dir = std::env::temp_dir().join(format!("sextant-validate-drift-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::cli::tempdir("validate-drift");
     let profile = dir.join("profile.json").display().to_string();
     let wine = crate::test_data().join("datasets/wine.csv").display().to_string();
     let built = sextant(&["profile", "build", &wine, "--target", "class", "--out", &profile]);
@@ -147,8 +146,7 @@ fn a_validation_set_unlike_the_reference_profile_is_flagged() {
 
 #[test]
 fn the_gate_refuses_a_model_under_its_floor_and_the_card_says_why() {
-    let dir = std::env::temp_dir().join(format!("sextant-validate-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::cli::tempdir("validate-gate");
     let card = dir.join("card.md");
     let args = |floor: &str| {
         let card = card.display().to_string();
@@ -188,8 +186,7 @@ fn the_gate_refuses_a_model_under_its_floor_and_the_card_says_why() {
 
 #[test]
 fn bad_csvs_are_named_by_row_and_column() {
-    let dir = std::env::temp_dir().join(format!("sextant-validate-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::cli::tempdir("validate-bad");
     let holdout = std::fs::read_to_string(data("wine_holdout.csv")).unwrap();
     let model = fixture("wine_tabular/model.onnx").display().to_string();
     let check = |name: &str, text: String, extra: &[&str], message: &str| {
@@ -232,8 +229,7 @@ fn bad_csvs_are_named_by_row_and_column() {
 
 #[test]
 fn a_model_worse_than_its_promise_or_than_the_current_one_is_refused() {
-    let dir = std::env::temp_dir().join(format!("sextant-promise-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::cli::tempdir("validate-promise");
     let (model, wine) =
         (fixture("wine_tabular/model.onnx").display().to_string(), crate::test_data().join("datasets/wine.csv"));
     let (wine, profile) = (wine.display().to_string(), dir.join("wine.json").display().to_string());
