@@ -736,11 +736,14 @@ fn model_card(r: &Report) -> String {
                 let (p, rc) = (interval(&k.precision), interval(&k.recall));
                 let _ = writeln!(out, "| {} | {p} | {rc} | {:.4} | {} |", k.label, k.f1, k.support);
             }
-            let _ = writeln!(
-                out,
-                "\nConfusion matrix (rows: true class; columns: predicted; order {:?}): {:?}\n",
-                c.labels, c.matrix
-            );
+            let _ = match &c.matrix {
+                Some(matrix) => writeln!(
+                    out,
+                    "\nConfusion matrix (rows: true class; columns: predicted; order {:?}): {:?}\n",
+                    c.labels, matrix
+                ),
+                None => writeln!(out, "\nConfusion matrix: left out ({} classes)\n", c.labels.len()),
+            };
         }
         Metrics::Regression(g) => {
             let _ =

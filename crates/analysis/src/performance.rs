@@ -36,10 +36,23 @@ pub fn wilson(successes: u64, n: u64) -> Estimate {
     Estimate { value: p, low: (centre - half).max(0.0), high: (centre + half).min(1.0), n }
 }
 
-/// Counts of (true class, predicted class).
+/// The class every class beyond a bound is counted as ([`Confusion::fold`]); clients may not use
+/// it as a class of their own (the wire schema refuses it), so it never mixes with a real class.
+pub use telemetry::OTHER_CLASSES as OTHER;
+
+/// Up to this many classes, [`ClassificationMetrics::matrix`] is given densely; beyond, it is
+/// left out (its size grows with the square of the classes; the per-class metrics stay).
+pub const MAX_MATRIX_CLASSES: usize = 256;
+
+/// Counts of (true class, predicted class), kept sparse: memory and time grow with the pairs seen,
+/// never with the square of the classes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Confusion {
     counts: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Pairs of two different classes that were both folded into [`OTHER`]: wrong predictions,
+    /// which `(OTHER, OTHER)` would count as right.
+    #[serde(default)]
+    folded_wrong: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -67,13 +80,23 @@ pub struct ClassificationMetrics {
     pub macro_avg: Average,
     pub micro_avg: Average,
     pub weighted_avg: Average,
-    /// Rows: true class; columns: predicted class; both in `labels` order.
+    /// Every class, sorted.
     pub labels: Vec<String>,
-    pub matrix: Vec<Vec<u64>>,
+    /// Rows: true class; columns: predicted class; both in `labels` order. `None` beyond
+    /// [`MAX_MATRIX_CLASSES`] classes.
+    pub matrix: Option<Vec<Vec<u64>>>,
 }
 
 fn f1(precision: f64, recall: f64) -> f64 {
     if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) }
+}
+
+/// Per class: true positives, predictions, true instances.
+#[derive(Default, Clone, Copy)]
+struct ClassCounts {
+    tp: u64,
+    predicted: u64,
+    support: u64,
 }
 
 impl Confusion {
@@ -81,8 +104,16 @@ impl Confusion {
         self.add_n(truth, predicted, 1);
     }
 
+    /// Counts come from clients: sums saturate rather than overflow.
     pub fn add_n(&mut self, truth: &str, predicted: &str, n: u64) {
-        *self.counts.entry(truth.to_owned()).or_default().entry(predicted.to_owned()).or_default() += n;
+        let count = self.counts.entry(truth.to_owned()).or_default().entry(predicted.to_owned()).or_default();
+        *count = count.saturating_add(n);
+    }
+
+    /// Adds `n` wrong predictions between classes that were both folded into [`OTHER`] elsewhere
+    /// (the collector folds its signed rollups before they become a `Confusion`).
+    pub fn add_folded_wrong(&mut self, n: u64) {
+        self.folded_wrong = self.folded_wrong.saturating_add(n);
     }
 
     pub fn merge(&mut self, other: &Confusion) {
@@ -91,39 +122,88 @@ impl Confusion {
                 self.add_n(truth, predicted, *n);
             }
         }
+        self.add_folded_wrong(other.folded_wrong);
     }
 
     pub fn n(&self) -> u64 {
-        self.counts.values().flat_map(|r| r.values()).sum()
+        self.counts.values().flat_map(|r| r.values()).fold(self.folded_wrong, |a, b| a.saturating_add(*b))
+    }
+
+    /// How many classes appear, as truth or prediction.
+    pub fn class_count(&self) -> usize {
+        self.per_class().len()
+    }
+
+    /// The accuracy alone, in time linear in the pairs (no per-class work).
+    pub fn accuracy(&self) -> Estimate {
+        let correct = self.counts.iter().filter_map(|(t, row)| row.get(t)).fold(0u64, |a, b| a.saturating_add(*b));
+        wilson(correct, self.n())
+    }
+
+    /// Keeps the `max_classes - 1` classes seen most often (as truth or prediction; ties by name)
+    /// and counts every other as [`OTHER`]. Accuracy is unchanged; per-class metrics of the kept
+    /// classes are unchanged; the folded ones are summed into one.
+    pub fn fold(&mut self, max_classes: usize) {
+        let per_class = self.per_class();
+        if per_class.len() <= max_classes {
+            return;
+        }
+        let totals = per_class.iter().map(|(label, c)| (*label, c.predicted.saturating_add(c.support)));
+        let kept: BTreeSet<String> = keep(totals, max_classes).into_iter().map(str::to_owned).collect();
+        let mut folded = Confusion { counts: BTreeMap::new(), folded_wrong: self.folded_wrong };
+        for (truth, row) in std::mem::take(&mut self.counts) {
+            let t = if kept.contains(&truth) { truth.as_str() } else { OTHER };
+            for (predicted, n) in row {
+                let p = if kept.contains(&predicted) { predicted.as_str() } else { OTHER };
+                if t == OTHER && p == OTHER && truth != predicted {
+                    folded.add_folded_wrong(n);
+                } else {
+                    folded.add_n(t, p, n);
+                }
+            }
+        }
+        *self = folded;
+    }
+
+    fn per_class(&self) -> BTreeMap<&str, ClassCounts> {
+        let mut classes: BTreeMap<&str, ClassCounts> = BTreeMap::new();
+        for (truth, row) in &self.counts {
+            for (predicted, &n) in row {
+                let t = classes.entry(truth).or_default();
+                t.support = t.support.saturating_add(n);
+                if truth == predicted {
+                    t.tp = t.tp.saturating_add(n);
+                }
+                let p = classes.entry(predicted).or_default();
+                p.predicted = p.predicted.saturating_add(n);
+            }
+        }
+        if self.folded_wrong > 0 {
+            let other = classes.entry(OTHER).or_default();
+            other.support = other.support.saturating_add(self.folded_wrong);
+            other.predicted = other.predicted.saturating_add(self.folded_wrong);
+        }
+        classes
     }
 
     pub fn metrics(&self) -> ClassificationMetrics {
-        let labels: Vec<String> = self
-            .counts
-            .iter()
-            .flat_map(|(t, row)| std::iter::once(t.clone()).chain(row.keys().cloned()))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let count = |t: &str, p: &str| self.counts.get(t).and_then(|r| r.get(p)).copied().unwrap_or(0);
-        let matrix: Vec<Vec<u64>> = labels.iter().map(|t| labels.iter().map(|p| count(t, p)).collect()).collect();
+        let per_class = self.per_class();
+        let labels: Vec<String> = per_class.keys().map(|l| (*l).to_owned()).collect();
         let n = self.n();
-        let correct: u64 = (0..labels.len()).map(|i| matrix[i][i]).sum();
-        let mut classes = Vec::with_capacity(labels.len());
-        for (i, label) in labels.iter().enumerate() {
-            let tp = matrix[i][i];
-            let predicted: u64 = matrix.iter().map(|row| row[i]).sum();
-            let support: u64 = matrix[i].iter().sum();
-            let precision = wilson(tp, predicted);
-            let recall = wilson(tp, support);
-            classes.push(ClassMetrics {
-                label: label.clone(),
-                f1: f1(precision.value, recall.value),
-                precision,
-                recall,
-                support,
-            });
-        }
+        let classes: Vec<ClassMetrics> = per_class
+            .iter()
+            .map(|(label, c)| {
+                let precision = wilson(c.tp, c.predicted);
+                let recall = wilson(c.tp, c.support);
+                ClassMetrics {
+                    label: (*label).to_owned(),
+                    f1: f1(precision.value, recall.value),
+                    precision,
+                    recall,
+                    support: c.support,
+                }
+            })
+            .collect();
         // Classes only ever predicted (support 0) count in macro averages, as in scikit-learn.
         let k = classes.len().max(1) as f64;
         let macro_avg = Average {
@@ -137,8 +217,9 @@ impl Confusion {
             recall: classes.iter().map(|c| c.recall.value * c.support as f64).sum::<f64>() / total,
             f1: classes.iter().map(|c| c.f1 * c.support as f64).sum::<f64>() / total,
         };
-        let accuracy = wilson(correct, n);
+        let accuracy = self.accuracy();
         let micro = accuracy.value;
+        let matrix = (labels.len() <= MAX_MATRIX_CLASSES).then(|| self.dense(&labels));
         ClassificationMetrics {
             n,
             accuracy,
@@ -150,6 +231,32 @@ impl Confusion {
             matrix,
         }
     }
+
+    fn dense(&self, labels: &[String]) -> Vec<Vec<u64>> {
+        let index: BTreeMap<&str, usize> = labels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
+        let mut matrix = vec![vec![0u64; labels.len()]; labels.len()];
+        let mut put = |t: &str, p: &str, n: u64| {
+            if let (Some(&i), Some(&j)) = (index.get(t), index.get(p)) {
+                matrix[i][j] = matrix[i][j].saturating_add(n);
+            }
+        };
+        for (truth, row) in &self.counts {
+            for (predicted, &n) in row {
+                put(truth, predicted, n);
+            }
+        }
+        // Folded wrong pairs are (other, other) but not right: off the diagonal has no cell for
+        // them, so the matrix leaves them out and says so through `n`.
+        matrix
+    }
+}
+
+/// The `max - 1` classes with the largest totals (ties by name), never [`OTHER`] itself: what a
+/// bound keeps when it folds the rest into [`OTHER`].
+pub fn keep<'a>(totals: impl IntoIterator<Item = (&'a str, u64)>, max: usize) -> BTreeSet<&'a str> {
+    let mut ranked: Vec<(&str, u64)> = totals.into_iter().filter(|(label, _)| *label != OTHER).collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    ranked.into_iter().take(max.saturating_sub(1)).map(|(label, _)| label).collect()
 }
 
 /// Sums for regression errors.
@@ -197,5 +304,53 @@ impl Regression {
             rmse: (self.sum_squared_error / n).sqrt(),
             r2: if total > 0.0 { 1.0 - self.sum_squared_error / total } else { f64::NAN },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_of_classes_cost_their_pairs_not_their_square() {
+        // 12,000 classes, half of the 12,000 labels right: a dense matrix would be 1.15 GB.
+        let mut confusion = Confusion::default();
+        for i in 0..12_000 {
+            let truth = format!("t{i}");
+            confusion.add(&truth, if i % 2 == 0 { &truth } else { "t0" });
+        }
+        let m = confusion.metrics();
+        assert_eq!((m.n, m.classes.len(), m.matrix.is_none()), (12_000, 12_000, true));
+        assert_eq!(m.accuracy.value, 0.5);
+        assert_eq!(confusion.accuracy(), m.accuracy);
+        confusion.fold(256);
+        let folded = confusion.metrics();
+        assert_eq!((folded.n, folded.classes.len(), folded.accuracy), (12_000, 256, m.accuracy));
+        assert_eq!(folded.labels.iter().filter(|l| *l == OTHER).count(), 1);
+        let matrix = folded.matrix.expect("256 classes are given densely");
+        assert_eq!(matrix.len(), 256);
+    }
+
+    #[test]
+    fn folding_keeps_the_classes_seen_most_and_never_makes_a_wrong_pair_right() {
+        let mut confusion = Confusion::default();
+        for (t, p, n) in [("a", "a", 50), ("a", "b", 10), ("b", "b", 30), ("x", "y", 3), ("y", "y", 2), ("z", "x", 1)] {
+            confusion.add_n(t, p, n);
+        }
+        let before = confusion.metrics();
+        confusion.fold(3);
+        let after = confusion.metrics();
+        assert_eq!(after.labels, [OTHER, "a", "b"]);
+        assert_eq!((after.n, after.accuracy), (before.n, before.accuracy), "x→y and z→x stay wrong, y→y right");
+        for kept in ["a", "b"] {
+            let of = |m: &ClassificationMetrics| m.classes.iter().find(|c| c.label == kept).cloned();
+            assert_eq!(of(&after), of(&before), "{kept}'s metrics are unchanged");
+        }
+        let other = &after.classes[0];
+        assert_eq!((other.support, other.precision.n, other.recall.value), (6, 6, 2.0 / 6.0));
+        // Folding again, or merging folded counts, changes nothing further.
+        let mut again = confusion.clone();
+        again.fold(3);
+        assert_eq!(again, confusion);
     }
 }

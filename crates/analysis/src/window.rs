@@ -17,10 +17,18 @@ pub struct Window {
     /// Sampled values of those fields (when the model opted into sampling), up to
     /// [`MAX_SAMPLES`] per field (as for features): enough to tell a renamed field from a new one.
     pub unexpected_samples: BTreeMap<String, Vec<Sample>>,
+    /// Counts of names beyond [`MAX_FEATURES`] or [`MAX_UNEXPECTED_FIELDS`], left out.
+    #[serde(default)]
+    pub dropped_fields: u64,
 }
 
-/// Sampled values a window keeps per unexpected field.
-pub const MAX_SAMPLES: usize = 10_000;
+/// Sampled values a window keeps per feature or unexpected field.
+pub const MAX_SAMPLES: usize = 2_000;
+/// Feature names a window keeps (names come from clients: each is a map entry kept for the
+/// window's life). A profile's features are far fewer.
+pub const MAX_FEATURES: usize = 1024;
+/// Unexpected field names a window keeps.
+pub const MAX_UNEXPECTED_FIELDS: usize = 256;
 
 impl Window {
     /// Counts come from clients: sums saturate rather than overflow.
@@ -30,9 +38,7 @@ impl Window {
             self.add_counts(counts);
         }
         for field in &summary.unexpected_fields {
-            let count = self.unexpected_fields.entry(field.name.clone()).or_default();
-            *count = count.saturating_add(field.count);
-            self.add_samples(&field.name, &field.samples);
+            self.add_unexpected(&field.name, field.count, &field.samples);
         }
     }
 
@@ -42,15 +48,19 @@ impl Window {
             self.add_counts(counts);
         }
         for (name, count) in &other.unexpected_fields {
-            let into = self.unexpected_fields.entry(name.clone()).or_default();
-            *into = into.saturating_add(*count);
+            let samples = other.unexpected_samples.get(name).map_or(&[][..], Vec::as_slice);
+            self.add_unexpected(name, *count, samples);
         }
-        for (name, samples) in &other.unexpected_samples {
-            self.add_samples(name, samples);
-        }
+        self.dropped_fields = self.dropped_fields.saturating_add(other.dropped_fields);
     }
 
-    fn add_samples(&mut self, name: &str, samples: &[Sample]) {
+    fn add_unexpected(&mut self, name: &str, count: u64, samples: &[Sample]) {
+        if self.unexpected_fields.len() >= MAX_UNEXPECTED_FIELDS && !self.unexpected_fields.contains_key(name) {
+            self.dropped_fields = self.dropped_fields.saturating_add(1);
+            return;
+        }
+        let into = self.unexpected_fields.entry(name.to_owned()).or_default();
+        *into = into.saturating_add(count);
         if samples.is_empty() {
             return;
         }
@@ -61,7 +71,13 @@ impl Window {
 
     fn add_counts(&mut self, counts: &FeatureCounts) {
         let Some(into) = self.features.get_mut(&counts.name) else {
-            self.features.insert(counts.name.clone(), counts.clone());
+            if self.features.len() >= MAX_FEATURES {
+                self.dropped_fields = self.dropped_fields.saturating_add(1);
+                return;
+            }
+            let mut counts = counts.clone();
+            counts.samples.truncate(MAX_SAMPLES);
+            self.features.insert(counts.name.clone(), counts);
             return;
         };
         if into.bins.len() < counts.bins.len() {

@@ -25,6 +25,9 @@ pub struct Config {
     /// Largest batch after decompression.
     pub max_decoded_bytes: usize,
     pub max_records_per_batch: usize,
+    /// Memory the uploads being decoded at once may take, estimated from their decoded size
+    /// (at least one largest upload's); beyond, 429.
+    pub decode_budget_bytes: usize,
     /// Origins whose pages may send telemetry and read (CORS). Empty: no browser access.
     pub cors_origins: Vec<String>,
     /// PostgreSQL connections per collector process.
@@ -75,6 +78,7 @@ impl Default for Config {
             max_body_bytes: limits.max_body_bytes,
             max_decoded_bytes: limits.max_decoded_bytes,
             max_records_per_batch: limits.max_records,
+            decode_budget_bytes: 1 << 30,
             cors_origins: Vec::new(),
             postgres_pool_size: 8,
             bootstrap_keys: true,

@@ -7,14 +7,18 @@
 //! - a batch with some invalid records stores the valid ones and names the others;
 //! - a body it cannot read (unknown schema version, bad encoding, oversize) is refused with a 4xx
 //!   and nothing of it is stored;
-//! - when saturated it answers 429 with `Retry-After` instead of queueing without bound.
+//! - when saturated it answers 429 with `Retry-After` instead of queueing without bound;
+//! - what a client names is bounded: classes per window (the rest count as one), fields, minutes
+//!   per batch, records per batch (counted before decoding), decode memory in flight.
 //!
 //! Layout: [`config`] (TOML file and defaults), [`keys`] (API tokens, stored as digests),
 //! [`store`] (the `Store` trait, with SQLite and PostgreSQL behind it), [`server`] (the axum
-//! routes) and [`metrics`] (Prometheus text). Monitoring: [`monitor`] (windows and the drift,
-//! integrity and performance reports on them), [`alerts`] (rules, the evaluator, webhooks) and the
+//! routes), `admission` (upload slots and the decode memory budget) and [`metrics`] (Prometheus
+//! text). Monitoring: [`monitor`] (windows and the drift, integrity and performance reports on
+//! them), [`alerts`] (rules, the evaluator, webhooks) and the
 //! dashboard (`www/dashboard`, compiled in).
 
+mod admission;
 pub mod alerts;
 pub mod config;
 mod dashboard;

@@ -34,20 +34,22 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use telemetry::{DecodeError, Diagnostic, Encoding, Format, Label, Record};
-use tokio::sync::Semaphore;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::admission::{Admission, Refused, Slot};
 
 use crate::alerts::{AlertQuery, Rule};
 use crate::config::Config;
 use crate::keys::{self, KeyInfo, Role};
 use crate::metrics::Metrics;
-use crate::monitor::{self, Span, Width, WindowData, WindowPerformance};
+use crate::monitor::{self, Span, Width, WindowData, WindowPerformance, rollup};
 use crate::store::{Incoming, Ingested, PageRequest, RecordKind, Store};
 
 /// How long a key lookup is trusted before the database is asked again (a revocation made by
 /// another process takes at most this long to apply).
 const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
 const MAX_PAGE: usize = 1000;
-/// Longest batch id, session or model name accepted.
+/// Longest batch id or session accepted (model names and versions: `telemetry::check_name`).
 const MAX_ID_BYTES: usize = 256;
 
 /// The running service: its store, limits, keys and counters.
@@ -56,7 +58,7 @@ pub struct Collector {
     store: Box<dyn Store>,
     config: Config,
     metrics: Metrics,
-    in_flight: Arc<Semaphore>,
+    admission: Admission,
     key_cache: RwLock<HashMap<String, (KeyInfo, Instant)>>,
 }
 
@@ -64,7 +66,7 @@ impl Collector {
     pub fn new(store: Box<dyn Store>, config: Config) -> Arc<Collector> {
         Arc::new(Collector {
             store,
-            in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+            admission: Admission::new(config.max_in_flight, config.decode_budget_bytes, config.max_decoded_bytes),
             config,
             metrics: Metrics::default(),
             key_cache: RwLock::default(),
@@ -167,33 +169,19 @@ impl Collector {
     }
 
     /// A slot for one upload, or 429: bounded work instead of a growing queue.
-    fn admit(&self) -> Result<InFlight, ApiError> {
-        match self.in_flight.clone().try_acquire_owned() {
-            Ok(permit) => {
-                self.metrics.in_flight().inc();
-                Ok(InFlight { _permit: permit, gauge: self.metrics.in_flight().clone() })
-            }
-            Err(_) => {
-                self.metrics.refused("overloaded");
-                Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "overloaded",
-                    format!("{} uploads are in flight; retry later", self.config.max_in_flight),
-                )
-                .retry_after(self.config.retry_after_s))
-            }
-        }
+    fn admit(&self) -> Result<Slot, ApiError> {
+        self.admission.slot(self.metrics.in_flight()).map_err(|e| self.overloaded("overloaded", e))
     }
-}
 
-struct InFlight {
-    _permit: tokio::sync::OwnedSemaphorePermit,
-    gauge: prometheus_client::metrics::gauge::Gauge,
-}
+    /// Memory for decoding `decoded_bytes` of `encoding`, from the decode budget, or 429: the
+    /// uploads being decoded at once never hold more than the budget, whatever their shape.
+    fn reserve_decode(&self, decoded_bytes: usize, encoding: Encoding) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.admission.memory(decoded_bytes, encoding).map_err(|e| self.overloaded("decode_budget", e))
+    }
 
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.gauge.dec();
+    fn overloaded(&self, code: &'static str, refused: Refused) -> ApiError {
+        self.metrics.refused("overloaded");
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, refused.to_string()).retry_after(self.config.retry_after_s)
     }
 }
 
@@ -421,20 +409,19 @@ async fn beacon(
 async fn store_batch(c: &Collector, key: KeyInfo, format: Format, body: Body) -> Result<Response, ApiError> {
     let _slot = c.admit()?;
     let bytes = read_body(c, body).await?;
-    let batch = telemetry::decode(&bytes, format, c.config.limits()).map_err(|e| decode_error(c, e))?;
-    [
-        check_id("batch_id", &batch.batch_id),
-        check_id("session", &batch.session),
-        check_id("model name", &batch.model.name),
-        check_id("model version", &batch.model.version),
-    ]
-    .into_iter()
-    .collect::<Result<Vec<()>, String>>()
-    .map_err(|message| {
-        c.metrics.refused("malformed");
-        ApiError::new(StatusCode::BAD_REQUEST, "malformed_batch", message)
-    })?;
-    let (batch, rejected) = batch.partition();
+    let plain = telemetry::inflate(&bytes, format.gzip, c.config.limits()).map_err(|e| decode_error(c, e))?;
+    let _memory = c.reserve_decode(plain.len(), format.encoding)?;
+    let batch = telemetry::decode_plain(&plain, format.encoding, c.config.limits()).map_err(|e| decode_error(c, e))?;
+    drop(plain);
+    [check_id("batch_id", &batch.batch_id), check_id("session", &batch.session), batch.model.validate()]
+        .into_iter()
+        .collect::<Result<Vec<()>, String>>()
+        .map_err(|message| {
+            c.metrics.refused("malformed");
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_batch", message)
+        })?;
+    let mut minutes = std::collections::BTreeSet::new();
+    let (batch, rejected) = batch.partition_by(|record| within_minutes(&mut minutes, record));
     let batch_id = batch.batch_id.clone();
     let counts = RecordCounts::of(&batch.records);
     let accepted = batch.records.len();
@@ -456,6 +443,24 @@ async fn store_batch(c: &Collector, key: KeyInfo, format: Format, body: Body) ->
         Ingested::Duplicate => c.metrics.batch("duplicate"),
     }
     Ok(axum::Json(IngestReply { batch_id, status: outcome, accepted, rejected }).into_response())
+}
+
+/// Refuses a record that would make its batch add to more than
+/// [`rollup::MAX_MINUTES_PER_BATCH`] distinct minutes (labels add to their prediction's).
+fn within_minutes(minutes: &mut std::collections::BTreeSet<i64>, record: &Record) -> Result<(), String> {
+    if matches!(record, Record::Label(_)) {
+        return Ok(());
+    }
+    let minute = rollup::bucket(record.timestamp_ms());
+    if minutes.len() >= rollup::MAX_MINUTES_PER_BATCH && !minutes.contains(&minute) {
+        return Err(format!(
+            "timestamp {} starts another minute: a batch may span {} distinct minutes",
+            record.timestamp_ms(),
+            rollup::MAX_MINUTES_PER_BATCH
+        ));
+    }
+    minutes.insert(minute);
+    Ok(())
 }
 
 #[derive(Default)]
@@ -506,13 +511,7 @@ async fn labels(State(c): State<Arc<Collector>>, headers: HeaderMap, body: Body)
     let _slot = c.admit()?;
     let format = format_of(&headers)?;
     let bytes = read_body(&c, body).await?;
-    let upload: LabelUpload = decode_document(&bytes, format, c.config.limits()).map_err(|e| decode_error(&c, e))?;
-    if upload.labels.len() > c.config.max_records_per_batch {
-        return Err(decode_error(
-            &c,
-            DecodeError::TooManyRecords { limit: c.config.max_records_per_batch, actual: upload.labels.len() },
-        ));
-    }
+    let upload: LabelUpload = decode_labels(&c, &bytes, format)?;
     let mut valid = Vec::with_capacity(upload.labels.len());
     let mut rejected = Vec::new();
     for (index, label) in upload.labels.into_iter().enumerate() {
@@ -537,19 +536,23 @@ async fn labels(State(c): State<Arc<Collector>>, headers: HeaderMap, body: Body)
     Ok(axum::Json(LabelsReply { accepted, rejected }).into_response())
 }
 
-/// Decodes a document other than a batch with the same bounds as batches.
-fn decode_document<T: serde::de::DeserializeOwned>(
-    body: &[u8],
-    format: Format,
-    limits: telemetry::Limits,
-) -> Result<T, DecodeError> {
-    let plain = telemetry::inflate(body, format.gzip, limits)?;
-    match format.encoding {
-        Encoding::Json => serde_json::from_slice(&plain)
-            .map_err(|e| DecodeError::Malformed { encoding: Encoding::Json, message: e.to_string() }),
-        Encoding::MessagePack => rmp_serde::from_slice(&plain)
-            .map_err(|e| DecodeError::Malformed { encoding: Encoding::MessagePack, message: e.to_string() }),
+/// Decodes a label upload with the bounds of batches: inflated within the limits, its labels
+/// counted before any is built, its memory reserved.
+fn decode_labels(c: &Collector, body: &[u8], format: Format) -> Result<LabelUpload, ApiError> {
+    #[derive(Deserialize)]
+    struct Shape {
+        labels: telemetry::Counted,
     }
+    let limits = c.config.limits();
+    let malformed = |message| DecodeError::Malformed { encoding: format.encoding, message };
+    let plain = telemetry::inflate(body, format.gzip, limits).map_err(|e| decode_error(c, e))?;
+    let shape: Shape = telemetry::from_slice(&plain, format.encoding).map_err(|e| decode_error(c, malformed(e)))?;
+    let count = usize::try_from(shape.labels.0).unwrap_or(usize::MAX);
+    if count > limits.max_records {
+        return Err(decode_error(c, DecodeError::TooManyRecords { limit: limits.max_records, actual: count }));
+    }
+    let _memory = c.reserve_decode(plain.len(), format.encoding)?;
+    telemetry::from_slice(&plain, format.encoding).map_err(|e| decode_error(c, malformed(e)))
 }
 
 async fn get_profile(

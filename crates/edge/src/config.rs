@@ -211,6 +211,9 @@ impl Config {
             if !names.insert(&model.name) {
                 return Err(format!("model {:?} is configured twice", model.name));
             }
+            if let Some(version) = &model.version {
+                telemetry::check_name(&format!("model {:?}: version", model.name), version)?;
+            }
         }
         let (mut modules, mut routes) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
         for module in &self.modules {

@@ -121,8 +121,11 @@ async fn load_model(m: &ModelConfig) -> Result<Loaded, LoadError> {
     let model = Model::from_bytes(&bytes).map_err(runtime_error)?;
     let options = SessionOptions { backend: m.backend, dims: m.dims.clone(), ..SessionOptions::default() };
     let session = Session::new(&model, &options).await.map_err(runtime_error)?;
-    let version =
-        m.version.clone().or_else(|| model.metadata().get("version").cloned()).unwrap_or_else(|| "1".to_owned());
+    let version = m
+        .version
+        .clone()
+        .or_else(|| model.metadata().get("version").map(|v| telemetry::usable_name(v)))
+        .unwrap_or_else(|| "1".to_owned());
     Ok(Loaded { version, hash: content_hash(&bytes), session })
 }
 

@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use std::io::{Read, Write};
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 use crate::schema::{Batch, SCHEMA_VERSION};
 
@@ -126,11 +127,13 @@ pub fn inflate(body: &[u8], gzip: bool, limits: Limits) -> Result<Cow<'_, [u8]>,
 
 pub fn decode(body: &[u8], format: Format, limits: Limits) -> Result<Batch, DecodeError> {
     let plain = inflate(body, format.gzip, limits)?;
-    let plain = &plain[..];
-    let batch: Result<Batch, String> = match format.encoding {
-        Encoding::Json => serde_json::from_slice(plain).map_err(|e| e.to_string()),
-        Encoding::MessagePack => rmp_serde::from_slice(plain).map_err(|e| e.to_string()),
-    };
+    decode_plain(&plain, format.encoding, limits)
+}
+
+/// Decodes an inflated body (see [`inflate`]). A first pass reads the batch's version and counts
+/// its records without building anything, so a batch over the record limit or of another version
+/// is refused before decoding allocates for it.
+pub fn decode_plain(plain: &[u8], encoding: Encoding, limits: Limits) -> Result<Batch, DecodeError> {
     let version = |found: u32| {
         if found == SCHEMA_VERSION {
             Ok(())
@@ -138,21 +141,77 @@ pub fn decode(body: &[u8], format: Format, limits: Limits) -> Result<Batch, Deco
             Err(DecodeError::UnsupportedVersion { found, supported: SCHEMA_VERSION })
         }
     };
-    let batch = match batch {
-        Ok(batch) => batch,
+    let shape: Result<Shape, String> = from_slice(plain, encoding);
+    match shape {
+        Ok(shape) => {
+            version(shape.schema_version)?;
+            let records = usize::try_from(shape.records.0).unwrap_or(usize::MAX);
+            if records > limits.max_records {
+                return Err(DecodeError::TooManyRecords { limit: limits.max_records, actual: records });
+            }
+        }
         Err(message) => {
             // A batch of another version may not parse as this one: say so rather than "malformed".
-            if let Some(found) = probe_version(plain, format.encoding) {
+            if let Some(found) = probe_version(plain, encoding) {
                 version(found)?;
             }
-            return Err(DecodeError::Malformed { encoding: format.encoding, message });
+            return Err(DecodeError::Malformed { encoding, message });
         }
-    };
-    version(batch.schema_version)?;
-    if batch.records.len() > limits.max_records {
-        return Err(DecodeError::TooManyRecords { limit: limits.max_records, actual: batch.records.len() });
     }
-    Ok(batch)
+    from_slice(plain, encoding).map_err(|message| DecodeError::Malformed { encoding, message })
+}
+
+/// Counts the items of a list while decoding it, keeping none: a list's length is known before
+/// anything is built for it. For documents other than batches (e.g. a `{"labels": Counted}` shape).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counted(pub u64);
+
+impl<'de> Deserialize<'de> for Counted {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Counted, D::Error> {
+        struct Items;
+        impl<'de> serde::de::Visitor<'de> for Items {
+            type Value = Counted;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<Counted, A::Error> {
+                let mut n = 0u64;
+                while items.next_element::<IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Counted(n))
+            }
+        }
+        deserializer.deserialize_seq(Items)
+    }
+}
+
+/// A batch as the first pass reads it: its fields in the schema's order (MessagePack is
+/// positional), none of them built.
+#[derive(Deserialize)]
+struct Shape {
+    schema_version: u32,
+    #[serde(rename = "batch_id")]
+    _batch_id: IgnoredAny,
+    #[serde(rename = "session")]
+    _session: IgnoredAny,
+    #[serde(rename = "source")]
+    _source: IgnoredAny,
+    #[serde(rename = "model")]
+    _model: IgnoredAny,
+    #[serde(rename = "dropped", default)]
+    _dropped: IgnoredAny,
+    #[serde(rename = "unconfirmed", default)]
+    _unconfirmed: IgnoredAny,
+    records: Counted,
+}
+
+/// One document in either encoding; the error as text.
+pub fn from_slice<T: serde::de::DeserializeOwned>(plain: &[u8], encoding: Encoding) -> Result<T, String> {
+    match encoding {
+        Encoding::Json => serde_json::from_slice(plain).map_err(|e| e.to_string()),
+        Encoding::MessagePack => rmp_serde::from_slice(plain).map_err(|e| e.to_string()),
+    }
 }
 
 /// The `schema_version` of a document that may not otherwise parse.

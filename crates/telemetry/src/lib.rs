@@ -13,7 +13,9 @@ mod profile;
 mod schema;
 
 pub use batcher::{Batcher, BatcherConfig, MaybeSend, Outcome, PushError, RetryPolicy, Sealed, Stats, Transport};
-pub use encoding::{DecodeError, EncodeError, Encoding, Format, Limits, decode, encode, inflate};
+pub use encoding::{
+    Counted, DecodeError, EncodeError, Encoding, Format, Limits, decode, decode_plain, encode, from_slice, inflate,
+};
 pub use inference::{
     FeatureMap, Flat, FlatTensor, ObserveError, RecorderConfig, Run, RunRecorder, rows_and_width, summarize_outputs,
 };
@@ -23,5 +25,6 @@ pub use profile::{
 };
 pub use schema::{
     Batch, ClassScore, Diagnostic, EngineKind, ErrorKind, ErrorRecord, FeatureCounts, FeatureSummary, FieldCount,
-    Label, ModelRef, Output, Prediction, Record, SCHEMA_VERSION, Sample, Source, SourceKind, Truth,
+    Label, MAX_NAME_BYTES, ModelRef, OTHER_CLASSES, Output, Prediction, RECORD_BOUNDS, Record, RecordBounds,
+    SCHEMA_VERSION, Sample, Source, SourceKind, Truth, check_name, usable_name,
 };

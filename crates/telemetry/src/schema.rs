@@ -187,55 +187,151 @@ pub struct Diagnostic {
     pub reason: String,
 }
 
-impl Record {
-    /// Checks what the type system cannot: ids present, numbers finite, texts bounded.
+/// The class label that stands for every class beyond a collector's bound; no record may use it
+/// as a class of its own, so a folded count never mixes with a real class.
+pub const OTHER_CLASSES: &str = "(other)";
+
+/// What one record may carry. Every count a client sends is bounded here, at the client's `push`
+/// and again at the collector, before anything is summed or stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordBounds {
+    /// Bytes of any text: ids, labels, names, messages, sampled categories.
+    pub text_bytes: usize,
+    /// Classes in a top-k output.
+    pub top_k: usize,
+    /// Features in one summary.
+    pub features: usize,
+    /// Bins of one feature.
+    pub bins: usize,
+    /// Unexpected fields in one summary.
+    pub unexpected_fields: usize,
+    /// Sampled values per feature or field.
+    pub samples: usize,
+}
+
+/// The bounds every record is held to.
+pub const RECORD_BOUNDS: RecordBounds =
+    RecordBounds { text_bytes: 4096, top_k: 64, features: 4096, bins: 4096, unexpected_fields: 256, samples: 1024 };
+
+/// Longest model name, version or hash.
+pub const MAX_NAME_BYTES: usize = 128;
+
+/// Checks a model name or version: 1 to [`MAX_NAME_BYTES`] bytes of ASCII letters, digits and
+/// `-_.:@+` (safe in URLs, SQL text, Prometheus labels and file names).
+pub fn check_name(what: &str, value: &str) -> Result<(), String> {
+    let usable = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'@' | b'+');
+    match value.len() {
+        0 => Err(format!("{what} is empty")),
+        n if n > MAX_NAME_BYTES => Err(format!("{what} is {n} bytes, over the limit of {MAX_NAME_BYTES}")),
+        _ if !value.bytes().all(usable) => {
+            Err(format!("{what} {value:?} has characters other than ASCII letters, digits and `-_.:@+`"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `text` made into a usable name (see [`check_name`]): other characters become `_`, and it is
+/// cut to [`MAX_NAME_BYTES`]; empty text becomes `unnamed`. For names taken from a model file.
+pub fn usable_name(text: &str) -> String {
+    let mut name: String = text
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.:@+".contains(c) { c } else { '_' })
+        .take(MAX_NAME_BYTES)
+        .collect();
+    if name.is_empty() {
+        name.push_str("unnamed");
+    }
+    name
+}
+
+impl ModelRef {
+    /// Checks name, version and hash with [`check_name`].
     pub fn validate(&self) -> Result<(), String> {
-        const MAX_TEXT: usize = 4096;
+        check_name("model name", &self.name)?;
+        check_name("model version", &self.version)?;
+        check_name("model hash", &self.hash)
+    }
+}
+
+impl Record {
+    /// Checks what the type system cannot: ids present, numbers finite, texts and counts within
+    /// [`RECORD_BOUNDS`], no class named [`OTHER_CLASSES`].
+    pub fn validate(&self) -> Result<(), String> {
+        let bounds = RECORD_BOUNDS;
         let text = |what: &str, s: &str| match s.len() {
             0 => Err(format!("{what} is empty")),
-            n if n > MAX_TEXT => Err(format!("{what} is {n} bytes, over the limit of {MAX_TEXT}")),
+            n if n > bounds.text_bytes => Err(format!("{what} is {n} bytes, over the limit of {}", bounds.text_bytes)),
             _ => Ok(()),
+        };
+        let class = |what: &str, s: &str| {
+            text(what, s)?;
+            if s == OTHER_CLASSES {
+                return Err(format!("{what} {OTHER_CLASSES:?} is reserved for the classes beyond a bound"));
+            }
+            Ok(())
+        };
+        let count = |what: &str, n: usize, limit: usize| {
+            if n > limit { Err(format!("{n} {what}, over the limit of {limit}")) } else { Ok(()) }
         };
         let finite =
             |what: &str, v: f64| if v.is_finite() { Ok(()) } else { Err(format!("{what} is {v}, not finite")) };
+        let samples = |of: &str, samples: &[Sample]| {
+            count(&format!("samples of {of:?}"), samples.len(), bounds.samples)?;
+            samples.iter().try_for_each(|s| match s {
+                Sample::Number(v) => finite("sample", *v),
+                Sample::Category(c) => text("sample", c),
+            })
+        };
         match self {
             Record::Prediction(p) => {
                 text("prediction id", &p.id)?;
                 match &p.output {
                     Output::Class { label, score } => {
-                        text("class label", label)?;
+                        class("class label", label)?;
                         finite("score", f64::from(*score))
                     }
                     Output::TopK(classes) if classes.is_empty() => Err("top-k output is empty".to_owned()),
-                    Output::TopK(classes) => classes.iter().try_for_each(|c| {
-                        text("class label", &c.label)?;
-                        finite("score", f64::from(c.score))
-                    }),
+                    Output::TopK(classes) => {
+                        count("top-k classes", classes.len(), bounds.top_k)?;
+                        classes.iter().try_for_each(|c| {
+                            class("class label", &c.label)?;
+                            finite("score", f64::from(c.score))
+                        })
+                    }
                     Output::Value(v) => finite("output value", *v),
                 }
             }
             Record::Features(summary) => {
-                let sample = |s: &Sample| match s {
-                    Sample::Number(v) => finite("sample", *v),
-                    Sample::Category(c) => text("sample", c),
-                };
+                count("features in a summary", summary.features.len(), bounds.features)?;
+                count("unexpected fields in a summary", summary.unexpected_fields.len(), bounds.unexpected_fields)?;
                 summary.features.iter().try_for_each(|f| {
                     text("feature name", &f.name)?;
-                    f.samples.iter().try_for_each(sample)
+                    count(&format!("bins of {:?}", f.name), f.bins.len(), bounds.bins)?;
+                    samples(&f.name, &f.samples)
                 })?;
                 summary.unexpected_fields.iter().try_for_each(|f| {
                     text("field name", &f.name)?;
-                    f.samples.iter().try_for_each(sample)
+                    samples(&f.name, &f.samples)
                 })
             }
             Record::Label(label) => {
                 text("prediction id", &label.prediction_id)?;
                 match &label.truth {
-                    Truth::Class(c) => text("true class", c),
+                    Truth::Class(c) => class("true class", c),
                     Truth::Value(v) => finite("true value", *v),
                 }
             }
             Record::Error(error) => text("error message", &error.message),
+        }
+    }
+
+    /// The event time a record is counted at.
+    pub fn timestamp_ms(&self) -> i64 {
+        match self {
+            Record::Prediction(p) => p.timestamp_ms,
+            Record::Features(f) => f.window_start_ms,
+            Record::Label(l) => l.timestamp_ms,
+            Record::Error(e) => e.timestamp_ms,
         }
     }
 }
@@ -244,10 +340,16 @@ impl Batch {
     /// Splits the records into those that validate and a diagnostic for each that does not: a
     /// batch with some bad records still delivers the good ones.
     pub fn partition(self) -> (Batch, Vec<Diagnostic>) {
+        self.partition_by(|_| Ok(()))
+    }
+
+    /// As [`Batch::partition`], with `also` judging each valid record in turn (a receiver's own
+    /// bounds, such as how many minutes one batch may span).
+    pub fn partition_by(self, mut also: impl FnMut(&Record) -> Result<(), String>) -> (Batch, Vec<Diagnostic>) {
         let mut diagnostics = Vec::new();
         let mut valid = Vec::with_capacity(self.records.len());
         for (index, record) in self.records.into_iter().enumerate() {
-            match record.validate() {
+            match record.validate().and_then(|()| also(&record)) {
                 Ok(()) => valid.push(record),
                 Err(reason) => diagnostics.push(Diagnostic { index, reason }),
             }

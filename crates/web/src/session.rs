@@ -56,19 +56,19 @@ impl Session {
             None => None,
             Some(t) => {
                 let metadata = model.metadata();
+                // Names the page gives must be usable as they are; names read from the file are
+                // made usable (the collector refuses others).
                 let model_ref = telemetry::ModelRef {
-                    name: t
-                        .model
-                        .clone()
-                        .or_else(|| metadata.get("name").cloned())
-                        .unwrap_or_else(|| model.graph_name().to_owned()),
-                    version: t
-                        .version
-                        .clone()
-                        .or_else(|| metadata.get("version").cloned())
-                        .unwrap_or_else(|| model.model_version().to_string()),
+                    name: t.model.clone().unwrap_or_else(|| {
+                        telemetry::usable_name(metadata.get("name").map_or(model.graph_name(), String::as_str))
+                    }),
+                    version: t.version.clone().unwrap_or_else(|| match metadata.get("version") {
+                        Some(version) => telemetry::usable_name(version),
+                        None => model.model_version().to_string(),
+                    }),
                     hash: format!("sha256:{}", loaded.sha256),
                 };
+                model_ref.validate().map_err(|e| WebError::bad_argument(format!("telemetry: {e}")))?;
                 let widths: Vec<(&str, usize)> =
                     session.inputs().iter().map(|i| (i.name.as_str(), i.row_width().unwrap_or(0))).collect();
                 Some(PageTelemetry::start(t, model_ref, &widths).await?)

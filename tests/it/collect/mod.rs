@@ -5,6 +5,7 @@
 //! `SEXTANT_REQUIRE_POSTGRES` is set (CI sets it), in which case they fail.
 
 mod api;
+mod attacks;
 pub mod monitoring;
 mod process;
 

@@ -11,14 +11,14 @@ use super::*;
 const RECORDS: usize = 50;
 
 /// A running `sextant collect`, killed when dropped.
-struct Process {
-    child: tokio::process::Child,
-    url: String,
+pub(super) struct Process {
+    pub(super) child: tokio::process::Child,
+    pub(super) url: String,
     /// What it printed before it listened.
     banner: Vec<String>,
 }
 
-async fn start(database: &str) -> Process {
+pub(super) async fn start(database: &str) -> Process {
     start_with(&["--database", database]).await
 }
 
@@ -48,7 +48,7 @@ async fn start_with(args: &[&str]) -> Process {
 }
 
 /// `sextant collect keys create`: the token it prints.
-fn create_key(database: &str, role: &str) -> String {
+pub(super) fn create_key(database: &str, role: &str) -> String {
     let run = crate::sextant(&["collect", "keys", "create", "--database", database, "--role", role, "--name", "it"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let token = run.stdout.trim().to_owned();

@@ -67,7 +67,7 @@ fn classification_metrics_equal_scikit_learn() {
         close(ours.recall, theirs["recall"].as_f64().unwrap(), name);
         close(ours.f1, theirs["f1"].as_f64().unwrap(), name);
     }
-    assert_eq!(m.matrix.iter().flatten().sum::<u64>(), 300);
+    assert_eq!(m.matrix.iter().flatten().flatten().sum::<u64>(), 300);
 }
 
 #[test]
@@ -175,5 +175,24 @@ proptest! {
         }
         first.merge(&second);
         prop_assert_eq!(first.metrics(), all.metrics());
+    }
+
+    #[test]
+    fn folding_keeps_accuracy_and_counts(
+        pairs in prop::collection::vec((0u8..12, 0u8..12), 0..300), max in 1usize..12
+    ) {
+        let mut confusion = Confusion::default();
+        for (t, p) in &pairs {
+            confusion.add(&t.to_string(), &p.to_string());
+        }
+        let before = confusion.metrics();
+        confusion.fold(max);
+        let after = confusion.metrics();
+        prop_assert_eq!((after.n, after.accuracy), (before.n, before.accuracy));
+        prop_assert!(after.classes.len() <= max);
+        prop_assert_eq!(
+            after.classes.iter().map(|c| c.support).sum::<u64>(),
+            before.classes.iter().map(|c| c.support).sum::<u64>()
+        );
     }
 }

@@ -166,7 +166,7 @@ fn signals(j: &Judged) -> ModelSignals {
         drift_share: drift.map(|d| d.share),
         drifted_features: drift.map(|d| d.drifted_columns as u64),
         integrity_findings: j.integrity.findings.len() as u64,
-        accuracy: (j.data.confusion.n() > 0).then(|| j.data.confusion.metrics().accuracy.value),
+        accuracy: (j.data.confusion.n() > 0).then(|| j.data.confusion.accuracy().value),
         error_rate: j.data.error_rate(),
         latency_mean_ms: j.data.latency_mean_ms(),
     }

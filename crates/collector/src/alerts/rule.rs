@@ -112,6 +112,29 @@ pub struct Firing {
     pub message: String,
 }
 
+/// Subjects one rule fires on for one model version in a pass. Subjects are named by clients
+/// (fields, categories): beyond this, one alert, [`MORE_SUBJECTS`], stands for the rest, so no
+/// client can raise thousands of alerts.
+pub const MAX_SUBJECTS: usize = 20;
+pub const MORE_SUBJECTS: &str = "(more)";
+
+/// The first `MAX_SUBJECTS - 1` subjects by name (stable from pass to pass), and one for the rest.
+fn bound_subjects(mut firing: Vec<Firing>) -> Vec<Firing> {
+    if firing.len() <= MAX_SUBJECTS {
+        return firing;
+    }
+    firing.sort_by(|a, b| a.subject.cmp(&b.subject));
+    let rest = firing.split_off(MAX_SUBJECTS - 1);
+    let named: Vec<&str> = rest.iter().take(5).map(|f| f.subject.as_str()).collect();
+    firing.push(Firing {
+        subject: MORE_SUBJECTS.to_owned(),
+        value: rest[0].value,
+        threshold: rest[0].threshold,
+        message: format!("{} more subjects fire, e.g. {}", rest.len(), named.join(", ")),
+    });
+    firing
+}
+
 /// What a rule is judged on: one window's data and, for drift and integrity rules, its reports.
 #[derive(Debug)]
 pub struct Evidence<'a> {
@@ -160,8 +183,12 @@ impl Rule {
         }
     }
 
-    /// The subjects firing now, or `None` for no verdict.
+    /// The subjects firing now (at most [`MAX_SUBJECTS`]), or `None` for no verdict.
     pub fn evaluate(&self, evidence: &Evidence<'_>) -> Option<Vec<Firing>> {
+        self.judge(evidence).map(bound_subjects)
+    }
+
+    fn judge(&self, evidence: &Evidence<'_>) -> Option<Vec<Firing>> {
         let data = evidence.data;
         let enough = |n: u64| n >= self.min_samples;
         let whole = |value: f64, threshold: f64, message: String| Firing {
@@ -329,4 +356,23 @@ fn above(value: f64, threshold: f64, fire: impl FnOnce() -> Firing) -> Vec<Firin
 /// A unit enum variant's serde name (`missing_field`).
 fn serde_plain<T: Serialize>(value: &T) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_of_subjects_raise_a_bounded_few_alerts() {
+        let firing =
+            |subject: String| Firing { subject, value: Some(1.0), threshold: Some(0.5), message: String::new() };
+        let few: Vec<Firing> = (0..MAX_SUBJECTS).map(|i| firing(format!("f{i:02}"))).collect();
+        assert_eq!(bound_subjects(few.clone()), few);
+        let many = bound_subjects((0..5000).rev().map(|i| firing(format!("f{i:04}"))).collect());
+        assert_eq!(many.len(), MAX_SUBJECTS);
+        assert_eq!(many[0].subject, "f0000", "the same subjects pass after pass");
+        let more = many.last().unwrap();
+        assert_eq!(more.subject, MORE_SUBJECTS);
+        assert!(more.message.starts_with("4981 more subjects fire, e.g. f0019, f0020"), "{}", more.message);
+    }
 }

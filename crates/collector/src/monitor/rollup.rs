@@ -9,9 +9,9 @@
 //! [`crate::store::Store::compact_rollups`]; reading merges whatever rows there are, so compaction
 //! only saves work.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use analysis::performance::Regression;
+use analysis::performance::{OTHER, Regression, keep};
 use analysis::window::Window;
 use serde::{Deserialize, Serialize};
 use telemetry::{Batch, Output, Record, Truth};
@@ -20,6 +20,19 @@ use super::{Traffic, WindowData};
 
 /// Rollups are kept per minute: windows are whole minutes.
 pub const BUCKET_MS: i64 = 60_000;
+
+/// Classes a window reports: beyond, the classes seen least are counted as one, [`OTHER`]
+/// (accuracy stays exact). Class names come from clients; without this bound one batch of
+/// thousands of classes costs every read the square of them.
+pub const MAX_CLASSES: usize = 256;
+
+/// Merging folds classes once a rollup holds more than this many, so a window's merge never
+/// holds more than a few times [`MAX_CLASSES`] at once.
+const MERGE_CLASSES: usize = 2 * MAX_CLASSES;
+
+/// Distinct minutes one batch may add to: each is a rollup row written with the batch. A batch
+/// is sealed within seconds of its first record; one spanning hours is not a client's.
+pub const MAX_MINUTES_PER_BATCH: usize = 60;
 
 /// The minute holding `ms` (a client's clock: clamped to years 0 to 9999 like every window).
 pub fn bucket(ms: i64) -> i64 {
@@ -40,6 +53,9 @@ pub struct Rollup {
     /// True class → predicted class → labelled predictions (signed: corrections subtract).
     pub labels: BTreeMap<String, BTreeMap<String, i64>>,
     pub regression: RegressionSums,
+    /// Labelled predictions whose true and predicted classes differ but were both folded into
+    /// [`OTHER`] (signed, as `labels`).
+    pub folded_wrong: i64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -68,32 +84,84 @@ pub struct Predicted {
 }
 
 impl Rollup {
+    /// Adds `other`'s counts (saturating: they come from clients), folding classes beyond
+    /// [`MERGE_CLASSES`].
     pub fn merge(&mut self, other: &Rollup) {
         self.features.merge(&other.features);
         for (label, n) in &other.outputs {
-            *self.outputs.entry(label.clone()).or_default() += n;
+            let into = self.outputs.entry(label.clone()).or_default();
+            *into = into.saturating_add(*n);
         }
         for (key, t) in &other.traffic {
             let into = self.traffic.entry(key.clone()).or_default();
-            into.predictions += t.predictions;
-            into.latency_sum_us += t.latency_sum_us;
+            into.predictions = into.predictions.saturating_add(t.predictions);
+            into.latency_sum_us = into.latency_sum_us.saturating_add(t.latency_sum_us);
             into.latency_max_us = into.latency_max_us.max(t.latency_max_us);
         }
         for (kind, n) in &other.errors {
-            *self.errors.entry(kind.clone()).or_default() += n;
+            let into = self.errors.entry(kind.clone()).or_default();
+            *into = into.saturating_add(*n);
         }
         for (truth, row) in &other.labels {
             let into = self.labels.entry(truth.clone()).or_default();
             for (predicted, n) in row {
-                *into.entry(predicted.clone()).or_default() += n;
+                let count = into.entry(predicted.clone()).or_default();
+                *count = count.saturating_add(*n);
             }
         }
+        self.folded_wrong = self.folded_wrong.saturating_add(other.folded_wrong);
+        if self.classes().len() > MERGE_CLASSES {
+            self.fold_classes(MAX_CLASSES);
+        }
         let (a, b) = (&mut self.regression, &other.regression);
-        a.n += b.n;
+        a.n = a.n.saturating_add(b.n);
         a.sum_abs_error += b.sum_abs_error;
         a.sum_squared_error += b.sum_squared_error;
         a.sum_truth += b.sum_truth;
         a.sum_truth_squared += b.sum_truth_squared;
+    }
+
+    /// Every class named, with how often: as a prediction, a true class or a predicted one.
+    fn classes(&self) -> BTreeMap<&str, u64> {
+        let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
+        for (class, n) in &self.outputs {
+            let total = totals.entry(class).or_default();
+            *total = total.saturating_add(*n);
+        }
+        for (truth, row) in &self.labels {
+            for (predicted, n) in row {
+                for class in [truth, predicted] {
+                    let total = totals.entry(class).or_default();
+                    *total = total.saturating_add(n.unsigned_abs());
+                }
+            }
+        }
+        totals
+    }
+
+    /// Keeps the `max - 1` classes named most and counts the others as [`OTHER`].
+    fn fold_classes(&mut self, max: usize) {
+        let kept: BTreeSet<String> = keep(self.classes(), max).into_iter().map(str::to_owned).collect();
+        let fold = |class: String| if kept.contains(&class) { class } else { OTHER.to_owned() };
+        let mut outputs: BTreeMap<String, u64> = BTreeMap::new();
+        for (class, n) in std::mem::take(&mut self.outputs) {
+            let into = outputs.entry(fold(class)).or_default();
+            *into = into.saturating_add(n);
+        }
+        self.outputs = outputs;
+        let mut labels: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+        for (truth, row) in std::mem::take(&mut self.labels) {
+            for (predicted, n) in row {
+                let (t, p) = (fold(truth.clone()), fold(predicted.clone()));
+                if t == OTHER && p == OTHER && truth != predicted {
+                    self.folded_wrong = self.folded_wrong.saturating_add(n);
+                } else {
+                    let into = labels.entry(t).or_default().entry(p).or_default();
+                    *into = into.saturating_add(n);
+                }
+            }
+        }
+        self.labels = labels;
     }
 
     /// Adds (`sign` = 1) or takes back (-1) a label for a prediction.
@@ -116,7 +184,10 @@ impl Rollup {
         }
     }
 
-    pub fn into_window(self) -> WindowData {
+    pub fn into_window(mut self) -> WindowData {
+        if self.classes().len() > MAX_CLASSES {
+            self.fold_classes(MAX_CLASSES);
+        }
         let mut data =
             WindowData { features: self.features, outputs: self.outputs, errors: self.errors, ..WindowData::default() };
         for (key, t) in self.traffic {
@@ -139,6 +210,9 @@ impl Rollup {
                     data.confusion.add_n(truth, predicted, n.unsigned_abs());
                 }
             }
+        }
+        if self.folded_wrong > 0 {
+            data.confusion.add_folded_wrong(self.folded_wrong.unsigned_abs());
         }
         let r = self.regression;
         if r.n > 0 {
@@ -259,5 +333,49 @@ mod tests {
         assert!(of_label(None, None, &Truth::Class("a".into())).is_none(), "no prediction yet: its ingest counts it");
         // A client's absurd clock neither overflows nor panics.
         assert!(bucket(i64::MIN) < bucket(i64::MAX));
+    }
+
+    /// A minute of `classes` distinct predicted classes, each labelled: right for even ones.
+    fn many_classes(first: usize, classes: usize) -> Rollup {
+        let mut rollup = Rollup::default();
+        for i in first..first + classes {
+            let class = format!("c{i}");
+            *rollup.outputs.entry(class.clone()).or_default() += 1;
+            let truth = if i % 2 == 0 { class.clone() } else { format!("t{i}") };
+            *rollup.labels.entry(truth).or_default().entry(class).or_default() += 1;
+        }
+        rollup
+    }
+
+    #[test]
+    fn a_window_of_thousands_of_classes_reports_a_bounded_few_and_the_exact_accuracy() {
+        let mut window = Rollup::default();
+        for minute in 0..12 {
+            window.merge(&many_classes(minute * 1000, 1000));
+            assert!(window.classes().len() <= 2 * MERGE_CLASSES, "merging holds a bounded set of classes");
+        }
+        let data = window.clone().into_window();
+        assert!(data.outputs.len() <= MAX_CLASSES && data.outputs.contains_key(OTHER), "{}", data.outputs.len());
+        assert_eq!(data.outputs.values().sum::<u64>(), 12_000, "every prediction still counted");
+        assert!(data.confusion.class_count() <= MAX_CLASSES);
+        assert_eq!((data.confusion.n(), data.confusion.accuracy().value), (12_000, 0.5));
+        // A body made of folded rollups reads back as it was written.
+        let body = to_body(&window).unwrap();
+        assert_eq!(merge_bodies([body.as_slice()]).unwrap(), window);
+    }
+
+    #[test]
+    fn counts_from_clients_saturate() {
+        let mut big = Rollup::default();
+        big.outputs.insert("a".into(), u64::MAX);
+        big.errors.insert("inference".into(), u64::MAX);
+        big.traffic.insert(
+            "cpu/edge".into(),
+            TrafficSums { predictions: u64::MAX, latency_sum_us: u64::MAX, latency_max_us: 1 },
+        );
+        let mut total = big.clone();
+        total.merge(&big);
+        assert_eq!((total.outputs["a"], total.errors["inference"]), (u64::MAX, u64::MAX));
+        assert_eq!(total.into_window().predictions(), u64::MAX);
     }
 }

@@ -386,6 +386,15 @@ fn prediction_count(batch: &Batch) -> i64 {
     clamp(batch.records.iter().filter(|r| matches!(r, telemetry::Record::Prediction(_))).count() as u64)
 }
 
+/// Largest count one client report is taken at (loss totals, summary rows): sums of a million
+/// sessions' counts still fit a database integer, so no sum over them can overflow.
+pub const MAX_CLIENT_COUNT: u64 = 1 << 40;
+
+/// A count a client reported, saturated at [`MAX_CLIENT_COUNT`].
+fn client_count(n: u64) -> i64 {
+    clamp(n.min(MAX_CLIENT_COUNT))
+}
+
 /// Database integers are i64; counts beyond that are saturated, not wrapped.
 fn clamp(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)

@@ -156,7 +156,7 @@ impl PostgresStore {
             .await?;
         tx.execute(
             &upsert_session,
-            &[&batch.session, &model_id, &super::clamp(batch.dropped), &super::clamp(batch.unconfirmed)],
+            &[&batch.session, &model_id, &super::client_count(batch.dropped), &super::client_count(batch.unconfirmed)],
         )
         .await?;
 
@@ -176,7 +176,7 @@ impl PostgresStore {
                         .await?;
                     tx.execute(
                         &stmt,
-                        &[&batch_seq, &model_id, &summary.window_start_ms, &super::clamp(summary.rows), &body],
+                        &[&batch_seq, &model_id, &summary.window_start_ms, &super::client_count(summary.rows), &body],
                     )
                     .await?;
                 }

@@ -228,7 +228,12 @@ fn ingest(conn: &Connection, incoming: Incoming) -> Result<Ingested, StoreError>
          ON CONFLICT (session) DO UPDATE SET dropped = max(dropped, excluded.dropped),
                                              unconfirmed = max(unconfirmed, excluded.unconfirmed)",
     )?
-    .execute(params![batch.session, model_id, super::clamp(batch.dropped), super::clamp(batch.unconfirmed)])?;
+    .execute(params![
+        batch.session,
+        model_id,
+        super::client_count(batch.dropped),
+        super::client_count(batch.unconfirmed)
+    ])?;
 
     // What the batch adds to its minutes, with the labels that came before their predictions.
     let ids: Vec<&str> = batch
@@ -289,7 +294,7 @@ fn ingest(conn: &Connection, incoming: Incoming) -> Result<Ingested, StoreError>
                     batch_seq,
                     model_id,
                     summary.window_start_ms,
-                    super::clamp(summary.rows),
+                    super::client_count(summary.rows),
                     body
                 ])?;
             }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod batcher;
+mod bounds;
 mod encoding;
 
 use telemetry::{EngineKind, ModelRef, Output, Prediction, Record, Source, SourceKind};

@@ -1,0 +1,220 @@
+//! Hostile clients holding an ingest key (a browser app's is public), against real `sextant
+//! collect` processes on each database: every attack is refused or bounded, the process stays up
+//! within its memory, and an honest client is served throughout.
+
+use std::time::{Duration, Instant};
+
+use telemetry::{ClassScore, FeatureCounts, FeatureSummary};
+
+use super::process::{Process, create_key, start};
+use super::*;
+
+/// A collector process with a key of each role.
+struct Target {
+    process: Process,
+    keys: Keys,
+    http: reqwest::Client,
+    database: String,
+}
+
+async fn target(database: String) -> Target {
+    let keys = Keys {
+        ingest: create_key(&database, "ingest"),
+        read: create_key(&database, "read"),
+        admin: create_key(&database, "admin"),
+    };
+    let process = start(&database).await;
+    Target { process, keys, http: reqwest::Client::new(), database }
+}
+
+impl Target {
+    /// The process's peak resident memory so far, in MiB (Linux's `VmHWM`).
+    fn peak_rss_mib(&self) -> u64 {
+        let pid = self.process.child.id().expect("the collector is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status");
+        kib / 1024
+    }
+
+    /// An honest client's batch of 50 predictions: stored, and how long it took.
+    async fn honest(&self, id: &str) -> Duration {
+        let started = Instant::now();
+        let (status, reply) =
+            post_batch(&self.http, &self.process.url, &self.keys.ingest, &batch(id, 50), MSGPACK).await;
+        assert_eq!((status, reply["status"].as_str()), (200, Some("stored")), "{}: {reply}", self.database);
+        started.elapsed()
+    }
+}
+
+fn hostile(batch_id: &str, model: &str, records: Vec<Record>) -> Batch {
+    Batch {
+        batch_id: batch_id.into(),
+        model: ModelRef { name: model.into(), ..super::model() },
+        records,
+        ..batch(batch_id, 0)
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+const CLASSES: usize = 12_000;
+
+async fn attacks(database: String) {
+    let t = target(database).await;
+    let (url, db) = (t.process.url.clone(), t.database.clone());
+    let mut honest = vec![t.honest("honest-0").await];
+
+    // 1. Cardinality: 12,000 predicted classes, each labelled with its own true class (half right).
+    // A dense confusion matrix of them is 1.15 GB per read; before the bound the evaluator's pass
+    // and every performance read built one.
+    let now = now_ms();
+    let mut records = Vec::new();
+    for i in 0..CLASSES {
+        let id = format!("v{i}");
+        records.push(Record::Prediction(Prediction {
+            id: id.clone(),
+            timestamp_ms: now,
+            latency_us: 100,
+            engine: EngineKind::Cpu,
+            output: Output::Class { label: format!("c{i}"), score: 0.9 },
+        }));
+        let truth = if i % 2 == 0 { format!("c{i}") } else { format!("t{i}") };
+        records.push(Record::Label(Label { prediction_id: id, timestamp_ms: now, truth: Truth::Class(truth) }));
+    }
+    let (status, reply) =
+        post_batch(&t.http, &url, &t.keys.ingest, &hostile("classes", "victim", records), MSGPACK).await;
+    assert_eq!((status, reply["accepted"].as_u64()), (200, Some(2 * CLASSES as u64)), "{db}: {reply}");
+    honest.push(t.honest("honest-1").await);
+    let evaluated =
+        t.http.post(format!("{url}/v1/alerts/evaluate?at={now}")).bearer_auth(&t.keys.admin).send().await.unwrap();
+    assert_eq!(evaluated.status(), 200, "{db}: the evaluator's pass completes");
+    for _ in 0..3 {
+        let path = format!("/v1/models/victim/performance?window=1h&windows=1&at={now}");
+        let (status, body) = get_json(&t.http, &url, &t.keys.read, &path).await;
+        assert_eq!(status, 200, "{db}: {body}");
+        let classification = &body["windows"][0]["classification"];
+        let classes = classification["classes"].as_array().unwrap();
+        assert!(classes.len() <= 256, "{db}: {} classes reported", classes.len());
+        assert!(classes.iter().any(|c| c["label"] == telemetry::OTHER_CLASSES), "{db}: the rest are counted as one");
+        assert_eq!(classification["n"], CLASSES as u64, "{db}: every label counts");
+        assert_eq!(classification["accuracy"]["value"], 0.5, "{db}: accuracy is exact");
+        honest.push(t.honest(&format!("honest-read-{}", honest.len())).await);
+    }
+
+    // 2. Loss totals at u64::MAX from two sessions: sums stay readable.
+    for session in ["s1", "s2"] {
+        let mut b = hostile(&format!("loss-{session}"), "victim", Vec::new());
+        (b.session, b.dropped, b.unconfirmed) = (session.into(), u64::MAX, u64::MAX);
+        let (status, reply) = post_batch(&t.http, &url, &t.keys.ingest, &b, JSON).await;
+        assert_eq!(status, 200, "{db}: {reply}");
+    }
+    let (status, models) = get_json(&t.http, &url, &t.keys.read, "/v1/models").await;
+    assert_eq!(status, 200, "{db}: {models}");
+    let victim = models["models"].as_array().unwrap().iter().find(|m| m["name"] == "victim").unwrap();
+    assert_eq!(victim["dropped"], 2u64 << 40, "{db}: each session's total saturates at 2^40");
+
+    // 3. One batch fanning out over a thousand minutes: the first 60 are taken, the rest named.
+    let spread = (0..1000)
+        .map(|i| {
+            Record::Prediction(Prediction {
+                id: format!("m{i}"),
+                timestamp_ms: now - i * 60_000,
+                latency_us: 1,
+                engine: EngineKind::Cpu,
+                output: Output::Value(1.0),
+            })
+        })
+        .collect();
+    let (status, reply) = post_batch(&t.http, &url, &t.keys.ingest, &hostile("minutes", "victim", spread), JSON).await;
+    assert_eq!((status, reply["accepted"].as_u64()), (200, Some(60)), "{db}: {reply}");
+    let rejected = reply["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 940);
+    assert!(rejected[0]["reason"].as_str().unwrap().contains("may span 60 distinct minutes"), "{reply}");
+
+    // 4. Names that would forge Prometheus lines or break URLs; the reserved class; nested counts.
+    let forged = hostile("forged", "victim\"} 1\nsextant_forged{x=\"", vec![]);
+    let (status, reply) = post_batch(&t.http, &url, &t.keys.ingest, &forged, JSON).await;
+    assert_eq!(status, 400, "{db}: {reply}");
+    assert!(reply["error"]["message"].as_str().unwrap().contains("has characters other than"), "{reply}");
+    let reserved = vec![
+        Record::Prediction(Prediction {
+            id: "o".into(),
+            timestamp_ms: now,
+            latency_us: 1,
+            engine: EngineKind::Cpu,
+            output: Output::TopK(vec![ClassScore { label: telemetry::OTHER_CLASSES.into(), score: 1.0 }]),
+        }),
+        Record::Features(FeatureSummary {
+            window_start_ms: now,
+            rows: 1,
+            features: (0..5000)
+                .map(|i| FeatureCounts {
+                    name: format!("f{i}"),
+                    bins: vec![1],
+                    missing: 0,
+                    type_mismatch: 0,
+                    unseen: 0,
+                    out_of_range: 0,
+                    samples: Vec::new(),
+                })
+                .collect(),
+            unexpected_fields: Vec::new(),
+        }),
+    ];
+    let (status, reply) =
+        post_batch(&t.http, &url, &t.keys.ingest, &hostile("nested", "victim", reserved), MSGPACK).await;
+    assert_eq!((status, reply["accepted"].as_u64()), (200, Some(0)), "{db}: {reply}");
+    let reasons: Vec<&str> =
+        reply["rejected"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    assert!(reasons[0].contains("reserved") && reasons[1].contains("5000 features in a summary"), "{reasons:?}");
+
+    // 5. Too many records: refused whole, naming the limit, before the records are decoded.
+    let flood = hostile(
+        "flood",
+        "victim",
+        (0..100_001)
+            .map(|i| {
+                Record::Prediction(Prediction {
+                    id: format!("f{i}"),
+                    timestamp_ms: now,
+                    latency_us: 1,
+                    engine: EngineKind::Cpu,
+                    output: Output::Value(0.0),
+                })
+            })
+            .collect(),
+    );
+    let (status, reply) = post_batch(&t.http, &url, &t.keys.ingest, &flood, MSGPACK).await;
+    assert_eq!(status, 413, "{db}: {reply}");
+    assert!(reply["error"]["message"].as_str().unwrap().contains("over the limit of 100000"), "{reply}");
+
+    honest.push(t.honest("honest-last").await);
+    let (status, _) = get_json(&t.http, &url, &t.keys.read, "/v1/models").await;
+    assert_eq!(status, 200, "{db}: still serving");
+    let peak = t.peak_rss_mib();
+    honest.sort();
+    eprintln!(
+        "{db}: attacks survived; peak RSS {peak} MiB; honest batch latency max {:?} over {} sends",
+        honest.last().unwrap(),
+        honest.len()
+    );
+    assert!(peak < 512, "{db}: the collector peaked at {peak} MiB");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_batches_are_bounded_on_sqlite() {
+    attacks(sqlite_path("attacks").display().to_string()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_batches_are_bounded_on_postgres() {
+    if let Some(url) = postgres_database("attacks").await {
+        attacks(url).await;
+    }
+}
