@@ -28,6 +28,14 @@ pub struct Config {
     /// Memory the uploads being decoded at once may take, estimated from their decoded size
     /// (at least one largest upload's); beyond, 429.
     pub decode_budget_bytes: usize,
+    /// Seconds an upload's body may take to arrive (it holds an upload slot meanwhile); beyond, 408.
+    pub body_timeout_s: u32,
+    /// Records timed further back than this by the collector's clock are refused, each with the
+    /// reason: a client cannot backfill years of windows.
+    pub accept_past: Width,
+    /// Records timed further ahead than this are refused: a client cannot plant next week's
+    /// windows (a clock may run a little fast).
+    pub accept_future: Width,
     /// Origins whose pages may send telemetry and read (CORS). Empty: no browser access.
     pub cors_origins: Vec<String>,
     /// PostgreSQL connections per collector process.
@@ -79,6 +87,9 @@ impl Default for Config {
             max_decoded_bytes: limits.max_decoded_bytes,
             max_records_per_batch: limits.max_records,
             decode_budget_bytes: 1 << 30,
+            body_timeout_s: 30,
+            accept_past: Width::parse("7d").unwrap_or(Width::HOUR),
+            accept_future: Width::parse("5m").unwrap_or(Width::MINUTE),
             cors_origins: Vec::new(),
             postgres_pool_size: 8,
             bootstrap_keys: true,

@@ -325,9 +325,20 @@ fn format_of(headers: &HeaderMap) -> Result<Format, ApiError> {
     Ok(Format { encoding, gzip })
 }
 
+/// The body, within the size limit and the time limit: an upload holds a slot while its body
+/// arrives, so one that trickles in is cut off rather than holding the slot forever.
 async fn read_body(collector: &Collector, body: Body) -> Result<axum::body::Bytes, ApiError> {
-    let limit = collector.config.max_body_bytes;
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
+    let (limit, seconds) = (collector.config.max_body_bytes, collector.config.body_timeout_s);
+    let read = tokio::time::timeout(Duration::from_secs(seconds.into()), axum::body::to_bytes(body, limit));
+    let Ok(read) = read.await else {
+        collector.metrics.refused("timeout");
+        return Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the body did not arrive within {seconds} s"),
+        ));
+    };
+    read.map_err(|_| {
         collector.metrics.refused("too_large");
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -420,8 +431,11 @@ async fn store_batch(c: &Collector, key: KeyInfo, format: Format, body: Body) ->
             c.metrics.refused("malformed");
             ApiError::new(StatusCode::BAD_REQUEST, "malformed_batch", message)
         })?;
-    let mut minutes = std::collections::BTreeSet::new();
-    let (batch, rejected) = batch.partition_by(|record| within_minutes(&mut minutes, record));
+    let (accepted, mut minutes) = (c.accepted_times(), std::collections::BTreeSet::new());
+    let (batch, rejected) = batch.partition_by(|record| {
+        accepted.check(record.timestamp_ms())?;
+        within_minutes(&mut minutes, record)
+    });
     let batch_id = batch.batch_id.clone();
     let counts = RecordCounts::of(&batch.records);
     let accepted = batch.records.len();
@@ -443,6 +457,37 @@ async fn store_batch(c: &Collector, key: KeyInfo, format: Format, body: Body) ->
         Ingested::Duplicate => c.metrics.batch("duplicate"),
     }
     Ok(axum::Json(IngestReply { batch_id, status: outcome, accepted, rejected }).into_response())
+}
+
+/// The client times a collector takes, by its clock now.
+struct AcceptedTimes {
+    from_ms: i64,
+    to_ms: i64,
+    config: (Width, Width),
+}
+
+impl AcceptedTimes {
+    fn check(&self, ms: i64) -> Result<(), String> {
+        if (self.from_ms..=self.to_ms).contains(&ms) {
+            return Ok(());
+        }
+        let (past, future) = self.config;
+        Err(format!(
+            "timestamp {ms} is outside what the collector accepts: from {past} before its clock ({}) to {future} after",
+            self.from_ms.saturating_add(past.ms())
+        ))
+    }
+}
+
+impl Collector {
+    fn accepted_times(&self) -> AcceptedTimes {
+        let (now, past, future) = (crate::now_ms(), self.config.accept_past, self.config.accept_future);
+        AcceptedTimes {
+            from_ms: now.saturating_sub(past.ms()),
+            to_ms: now.saturating_add(future.ms()),
+            config: (past, future),
+        }
+    }
 }
 
 /// Refuses a record that would make its batch add to more than
@@ -514,9 +559,10 @@ async fn labels(State(c): State<Arc<Collector>>, headers: HeaderMap, body: Body)
     let upload: LabelUpload = decode_labels(&c, &bytes, format)?;
     let mut valid = Vec::with_capacity(upload.labels.len());
     let mut rejected = Vec::new();
+    let accepted = c.accepted_times();
     for (index, label) in upload.labels.into_iter().enumerate() {
         let record = Record::Label(label);
-        match record.validate() {
+        match record.validate().and_then(|()| accepted.check(record.timestamp_ms())) {
             Err(reason) => rejected.push(Diagnostic { index, reason }),
             Ok(()) => {
                 if let Record::Label(label) = record {

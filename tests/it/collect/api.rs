@@ -20,7 +20,7 @@ async fn batches_round_trip_in_every_format_and_are_stored_once() {
             let mut b = batch(&format!("b{i}"), 20);
             b.records.push(Record::Label(label(&format!("b{i}/0001"), "class_1")));
             b.records.push(Record::Error(telemetry::ErrorRecord {
-                timestamp_ms: 5,
+                timestamp_ms: now_ms(),
                 kind: telemetry::ErrorKind::RejectedInput,
                 message: "input 0: expected f32, got i64".into(),
             }));

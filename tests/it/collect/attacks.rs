@@ -59,10 +59,6 @@ fn hostile(batch_id: &str, model: &str, records: Vec<Record>) -> Batch {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
 const CLASSES: usize = 12_000;
 
 async fn attacks(database: String) {
@@ -136,6 +132,28 @@ async fn attacks(database: String) {
     let rejected = reply["rejected"].as_array().unwrap();
     assert_eq!(rejected.len(), 940);
     assert!(rejected[0]["reason"].as_str().unwrap().contains("may span 60 distinct minutes"), "{reply}");
+
+    // Times far from the collector's clock: a year back (backfilled windows), a day ahead
+    // (next week's alerts planted today).
+    let times = [now - 365 * 86_400_000, now + 86_400_000]
+        .into_iter()
+        .enumerate()
+        .map(|(i, timestamp_ms)| {
+            Record::Prediction(Prediction {
+                id: format!("time{i}"),
+                timestamp_ms,
+                latency_us: 1,
+                engine: EngineKind::Cpu,
+                output: Output::Value(1.0),
+            })
+        })
+        .collect();
+    let (status, reply) = post_batch(&t.http, &url, &t.keys.ingest, &hostile("times", "victim", times), JSON).await;
+    assert_eq!((status, reply["accepted"].as_u64()), (200, Some(0)), "{db}: {reply}");
+    for rejected in reply["rejected"].as_array().unwrap() {
+        let reason = rejected["reason"].as_str().unwrap();
+        assert!(reason.contains("outside what the collector accepts: from 7d before"), "{reason}");
+    }
 
     // 4. Names that would forge Prometheus lines or break URLs; the reserved class; nested counts.
     let forged = hostile("forged", "victim\"} 1\nsextant_forged{x=\"", vec![]);
@@ -217,4 +235,36 @@ async fn hostile_batches_are_bounded_on_postgres() {
     if let Some(url) = postgres_database("attacks").await {
         attacks(url).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_gives_its_slot_back() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = Database::Sqlite(sqlite_path("stalled"));
+    let s = serve(&db, |c| (c.max_in_flight, c.body_timeout_s) = (1, 1)).await;
+    // A client that sends its headers and a few bytes of its body, then nothing.
+    let mut stalled = tokio::net::TcpStream::connect(s.url.trim_start_matches("http://")).await.unwrap();
+    let head = format!(
+        "POST /v1/batches HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\n\
+         content-length: 1000\r\n\r\n{{\"schema",
+        s.keys.ingest
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut chunk = [0u8; 4096];
+        while !String::from_utf8_lossy(&answer).contains("arrive within") {
+            match stalled.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive within 1 s"), "{answer}");
+    // Its slot is free again: the one slot serves an honest client.
+    let (status, reply) = post_batch(&s.http, &s.url, &s.keys.ingest, &batch("after-stall", 5), JSON).await;
+    assert_eq!(status, 200, "{reply}");
 }

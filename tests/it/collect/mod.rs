@@ -98,13 +98,25 @@ pub fn model() -> ModelRef {
     ModelRef { name: "wine".into(), version: "1".into(), hash: "sha256:0123".into() }
 }
 
+/// Now, by this machine's clock (the collector's): it takes records from around its now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// The time the helpers' records are at: a minute before the first call, the same for the
+/// whole test run.
+fn records_at_ms() -> i64 {
+    static AT: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *AT.get_or_init(|| now_ms() - 60_000)
+}
+
 /// A batch of `n` realistic prediction records.
 pub fn batch(batch_id: &str, n: usize) -> Batch {
     let records = (0..n)
         .map(|i| {
             Record::Prediction(Prediction {
                 id: format!("{batch_id}/{i:04}"),
-                timestamp_ms: 1_764_000_000_000 + i as i64,
+                timestamp_ms: records_at_ms() + i as i64,
                 latency_us: 180 + (i % 50) as u32,
                 engine: EngineKind::Cpu,
                 output: Output::Class { label: format!("class_{}", i % 3), score: 0.5 + (i % 10) as f32 / 20.0 },
@@ -126,7 +138,7 @@ pub fn batch(batch_id: &str, n: usize) -> Batch {
 pub fn label(prediction_id: &str, class: &str) -> Label {
     Label {
         prediction_id: prediction_id.to_owned(),
-        timestamp_ms: 1_764_000_100_000,
+        timestamp_ms: records_at_ms() + 100_000,
         truth: Truth::Class(class.into()),
     }
 }

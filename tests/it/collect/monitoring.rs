@@ -143,7 +143,7 @@ fn labels(prefix: &str, n: usize, wrong: usize) -> Vec<Record> {
 pub async fn seed_drifted(s: &Served) -> (Profile, i64) {
     let profile = reference_profile();
     put_profile(s, "1", &profile).await;
-    let now = collector_now();
+    let now = now_ms();
     let hour = 3_600_000;
     let shifted = Phase { seed: 2, rows: 3000, alcohol_shift: 1.5, new_colors: true, renamed: false };
     send(s, "1", "previous", vec![summary(&profile, CLEAN, now - hour)]).await;
@@ -333,7 +333,7 @@ async fn alerts_fire_once_reach_the_webhook_and_resolve() {
         .await;
         let profile = reference_profile();
         put_profile(&s, "1", &profile).await;
-        let now = collector_now();
+        let now = now_ms();
 
         // Clean traffic: no alert.
         let mut records = vec![summary(&profile, CLEAN, now)];
@@ -447,7 +447,7 @@ async fn alert_rules_are_managed_through_the_api() {
         assert_eq!(rules["rules"][0]["window"], "5m");
         assert_eq!(rules["rules"][0]["severity"], "warning");
         // An alert of a rule that is then deleted resolves at the next evaluation.
-        let now = collector_now();
+        let now = now_ms();
         let rule = serde_json::json!({ "metric": "error_rate", "threshold": 0.1, "min_samples": 10 });
         assert_eq!(put("errors", rule, &s.keys.admin).await.unwrap().status(), 200);
         let failures = (0..20)
@@ -471,16 +471,11 @@ async fn alert_rules_are_managed_through_the_api() {
     }
 }
 
-/// The collector's clock: windows are cut from it.
-fn collector_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn labels_join_in_any_order_corrections_replace_and_compaction_changes_nothing() {
     for db in databases("rollups").await {
         let s = serve(&db, |c| c.monitoring.evaluate_every = collector::monitor::Width::parse("1d").unwrap()).await;
-        let now = collector_now();
+        let now = now_ms();
         let accuracy = async || {
             let path = format!("/v1/models/wine/performance?window=1h&windows=1&at={now}");
             let (status, perf) = get_json(&s.http, &s.url, &s.keys.read, &path).await;
