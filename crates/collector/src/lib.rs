@@ -13,11 +13,12 @@
 //!
 //! Layout: [`config`] (TOML file and defaults), [`keys`] (API tokens, stored as digests),
 //! [`store`] (the `Store` trait, with SQLite and PostgreSQL behind it), [`server`] (the axum
-//! routes), `admission` (upload slots and the decode memory budget) and [`metrics`] (Prometheus
-//! text). Monitoring: [`monitor`] (windows and the drift, integrity and performance reports on
-//! them), [`alerts`] (rules, the evaluator, webhooks) and the
-//! dashboard (`www/dashboard`, compiled in).
+//! routes), `admission` (upload slots, the decode memory budget), `acceptance` (record times,
+//! minutes per batch) and [`metrics`] (Prometheus text). Monitoring: [`monitor`] (windows and the
+//! drift, integrity and performance reports on them), [`alerts`] (rules, the evaluator, webhooks)
+//! and the dashboard (`www/dashboard`, compiled in).
 
+mod acceptance;
 mod admission;
 pub mod alerts;
 pub mod config;

@@ -36,19 +36,21 @@ use serde::{Deserialize, Serialize};
 use telemetry::{DecodeError, Diagnostic, Encoding, Format, Label, Record};
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::acceptance::Acceptance;
 use crate::admission::{Admission, Refused, Slot};
-
 use crate::alerts::{AlertQuery, Rule};
 use crate::config::Config;
 use crate::keys::{self, KeyInfo, Role};
 use crate::metrics::Metrics;
-use crate::monitor::{self, Span, Width, WindowData, WindowPerformance, rollup};
+use crate::monitor::{self, Span, Width, WindowData, WindowPerformance};
 use crate::store::{Incoming, Ingested, PageRequest, RecordKind, Store};
 
 /// How long a key lookup is trusted before the database is asked again (a revocation made by
 /// another process takes at most this long to apply).
 const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
 const MAX_PAGE: usize = 1000;
+/// The most time one performance read covers, all its windows together.
+const MAX_READ_SPAN_MS: i64 = 366 * 86_400_000;
 /// Longest batch id or session accepted (model names and versions: `telemetry::check_name`).
 const MAX_ID_BYTES: usize = 256;
 
@@ -177,6 +179,11 @@ impl Collector {
     /// uploads being decoded at once never hold more than the budget, whatever their shape.
     fn reserve_decode(&self, decoded_bytes: usize, encoding: Encoding) -> Result<OwnedSemaphorePermit, ApiError> {
         self.admission.memory(decoded_bytes, encoding).map_err(|e| self.overloaded("decode_budget", e))
+    }
+
+    /// What this upload's records are judged by, from the collector's clock now.
+    fn acceptance(&self) -> Acceptance {
+        Acceptance::new(crate::now_ms(), self.config.accept_past, self.config.accept_future)
     }
 
     fn overloaded(&self, code: &'static str, refused: Refused) -> ApiError {
@@ -431,11 +438,8 @@ async fn store_batch(c: &Collector, key: KeyInfo, format: Format, body: Body) ->
             c.metrics.refused("malformed");
             ApiError::new(StatusCode::BAD_REQUEST, "malformed_batch", message)
         })?;
-    let (accepted, mut minutes) = (c.accepted_times(), std::collections::BTreeSet::new());
-    let (batch, rejected) = batch.partition_by(|record| {
-        accepted.check(record.timestamp_ms())?;
-        within_minutes(&mut minutes, record)
-    });
+    let mut acceptance = c.acceptance();
+    let (batch, rejected) = batch.partition_by(|record| acceptance.check(record));
     let batch_id = batch.batch_id.clone();
     let counts = RecordCounts::of(&batch.records);
     let accepted = batch.records.len();
@@ -457,55 +461,6 @@ async fn store_batch(c: &Collector, key: KeyInfo, format: Format, body: Body) ->
         Ingested::Duplicate => c.metrics.batch("duplicate"),
     }
     Ok(axum::Json(IngestReply { batch_id, status: outcome, accepted, rejected }).into_response())
-}
-
-/// The client times a collector takes, by its clock now.
-struct AcceptedTimes {
-    from_ms: i64,
-    to_ms: i64,
-    config: (Width, Width),
-}
-
-impl AcceptedTimes {
-    fn check(&self, ms: i64) -> Result<(), String> {
-        if (self.from_ms..=self.to_ms).contains(&ms) {
-            return Ok(());
-        }
-        let (past, future) = self.config;
-        Err(format!(
-            "timestamp {ms} is outside what the collector accepts: from {past} before its clock ({}) to {future} after",
-            self.from_ms.saturating_add(past.ms())
-        ))
-    }
-}
-
-impl Collector {
-    fn accepted_times(&self) -> AcceptedTimes {
-        let (now, past, future) = (crate::now_ms(), self.config.accept_past, self.config.accept_future);
-        AcceptedTimes {
-            from_ms: now.saturating_sub(past.ms()),
-            to_ms: now.saturating_add(future.ms()),
-            config: (past, future),
-        }
-    }
-}
-
-/// Refuses a record that would make its batch add to more than
-/// [`rollup::MAX_MINUTES_PER_BATCH`] distinct minutes (labels add to their prediction's).
-fn within_minutes(minutes: &mut std::collections::BTreeSet<i64>, record: &Record) -> Result<(), String> {
-    if matches!(record, Record::Label(_)) {
-        return Ok(());
-    }
-    let minute = rollup::bucket(record.timestamp_ms());
-    if minutes.len() >= rollup::MAX_MINUTES_PER_BATCH && !minutes.contains(&minute) {
-        return Err(format!(
-            "timestamp {} starts another minute: a batch may span {} distinct minutes",
-            record.timestamp_ms(),
-            rollup::MAX_MINUTES_PER_BATCH
-        ));
-    }
-    minutes.insert(minute);
-    Ok(())
 }
 
 #[derive(Default)]
@@ -559,10 +514,10 @@ async fn labels(State(c): State<Arc<Collector>>, headers: HeaderMap, body: Body)
     let upload: LabelUpload = decode_labels(&c, &bytes, format)?;
     let mut valid = Vec::with_capacity(upload.labels.len());
     let mut rejected = Vec::new();
-    let accepted = c.accepted_times();
+    let mut acceptance = c.acceptance();
     for (index, label) in upload.labels.into_iter().enumerate() {
         let record = Record::Label(label);
-        match record.validate().and_then(|()| accepted.check(record.timestamp_ms())) {
+        match record.validate().and_then(|()| acceptance.check(&record)) {
             Err(reason) => rejected.push(Diagnostic { index, reason }),
             Ok(()) => {
                 if let Record::Label(label) = record {
@@ -696,7 +651,7 @@ struct WindowQuery {
     window: Option<String>,
     /// A time (ms since the epoch) inside the window wanted; absent: now.
     at: Option<i64>,
-    /// Performance: how many windows back, oldest first (1 to 500; default 24).
+    /// Performance: how many windows back, oldest first (1 to 500, a year in all; default 24).
     windows: Option<usize>,
 }
 
@@ -793,7 +748,10 @@ async fn performance(
 ) -> Result<Response, ApiError> {
     c.authorize(&headers, &[Role::Read]).await?;
     let r = c.resolve(model, &query).await?;
-    let count = query.windows.unwrap_or(24).clamp(1, 500);
+    // The windows together cover at most a year: what one read merges is bounded by a year of
+    // rollups, whatever it asks for.
+    let fit = usize::try_from(MAX_READ_SPAN_MS / r.width.ms().max(1)).unwrap_or(1).max(1);
+    let count = query.windows.unwrap_or(24).clamp(1, 500).min(fit);
     let mut spans = vec![r.span];
     for _ in 1..count {
         let earlier = spans[spans.len() - 1].previous();

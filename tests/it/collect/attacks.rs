@@ -94,7 +94,7 @@ async fn attacks(database: String) {
         let path = format!("/v1/models/victim/performance?window=1h&windows=1&at={now}");
         let (status, body) = get_json(&t.http, &url, &t.keys.read, &path).await;
         assert_eq!(status, 200, "{db}: {body}");
-        let classification = &body["windows"][0]["classification"];
+        let classification = &body["current"]["classification"];
         let classes = classification["classes"].as_array().unwrap();
         assert!(classes.len() <= 256, "{db}: {} classes reported", classes.len());
         assert!(classes.iter().any(|c| c["label"] == telemetry::OTHER_CLASSES), "{db}: the rest are counted as one");

@@ -306,6 +306,7 @@ async fn drift_integrity_and_performance_are_read_per_window() {
             let path = format!("/v1/models/wine/performance?window=366d&windows=500&at={at}");
             let (status, body) = get_json(&s.http, &s.url, &s.keys.read, &path).await;
             assert_eq!(status, 200, "an absurd time is clamped, not a crash: {body}");
+            assert_eq!(body["series"].as_array().unwrap().len(), 1, "500 windows of 366 days are cut to a year");
         }
         let (status, _) = get_json(&s.http, &s.url, &s.keys.ingest, "/v1/models/wine/drift").await;
         assert_eq!(status, 403, "an ingest key cannot read");

@@ -30,10 +30,6 @@ pub const MAX_CLASSES: usize = 256;
 /// holds more than a few times [`MAX_CLASSES`] at once.
 const MERGE_CLASSES: usize = 2 * MAX_CLASSES;
 
-/// Distinct minutes one batch may add to: each is a rollup row written with the batch. A batch
-/// is sealed within seconds of its first record; one spanning hours is not a client's.
-pub const MAX_MINUTES_PER_BATCH: usize = 60;
-
 /// The minute holding `ms` (a client's clock: clamped to years 0 to 9999 like every window).
 pub fn bucket(ms: i64) -> i64 {
     let ms = ms.clamp(-super::span::MAX_TIME_MS, super::span::MAX_TIME_MS);
