@@ -584,6 +584,9 @@ async fn put_profile(
     let profile: telemetry::Profile = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::new(StatusCode::BAD_REQUEST, "malformed_profile", format!("not a reference profile: {e}"))
     })?;
+    profile.validate().map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed_profile", format!("not a usable reference profile: {e}"))
+    })?;
     let body = serde_json::to_string(&profile)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_profile", e.to_string()))?;
     c.store.put_profile(model, version, body).await.map_err(ApiError::storage)?;

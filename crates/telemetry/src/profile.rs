@@ -95,6 +95,78 @@ pub enum Value<'a> {
     Missing,
 }
 
+impl Profile {
+    /// Checks what deserializing cannot: counts that fit their bins, sorted finite edges, names
+    /// present and unique, sizes within what a summary may carry ([`crate::RECORD_BOUNDS`]).
+    /// Drift and summaries index bins by these shapes, so a profile from outside is checked
+    /// before it is stored or used.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.profile_version != PROFILE_VERSION {
+            return Err(format!(
+                "profile_version {} is not supported (this reads version {PROFILE_VERSION})",
+                self.profile_version
+            ));
+        }
+        let bounds = crate::RECORD_BOUNDS;
+        if self.features.len() > bounds.features {
+            return Err(format!("{} features, over the limit of {}", self.features.len(), bounds.features));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for feature in &self.features {
+            if !names.insert(feature.name.as_str()) {
+                return Err(format!("feature {:?} is profiled twice", feature.name));
+            }
+            feature.validate().map_err(|e| format!("feature {:?}: {e}", feature.name))?;
+        }
+        if let Some(target) = &self.target {
+            target.validate().map_err(|e| format!("target {:?}: {e}", target.name))?;
+        }
+        Ok(())
+    }
+}
+
+impl FeatureProfile {
+    fn validate(&self) -> Result<(), String> {
+        let bounds = crate::RECORD_BOUNDS;
+        if self.name.is_empty() || self.name.len() > bounds.text_bytes {
+            return Err(format!("the name is {} bytes: 1 to {} expected", self.name.len(), bounds.text_bytes));
+        }
+        if !(0.0..=1.0).contains(&self.missing_rate) {
+            return Err(format!("missing_rate {} is not a share in [0, 1]", self.missing_rate));
+        }
+        let (bins, counts) = match &self.kind {
+            FeatureKind::Number(n) => {
+                if n.edges.is_empty() || n.edges.iter().any(|e| !e.is_finite()) {
+                    return Err("the edges must be one or more finite numbers".to_owned());
+                }
+                if n.edges.windows(2).any(|w| w[0] > w[1]) {
+                    return Err("the edges are not sorted".to_owned());
+                }
+                if ![n.mean, n.std, n.min, n.max].iter().all(|v| v.is_finite()) || n.min > n.max {
+                    return Err(format!(
+                        "mean {}, std {}, min {}, max {}: finite numbers with min <= max expected",
+                        n.mean, n.std, n.min, n.max
+                    ));
+                }
+                (n.edges.len() + 1, n.counts.len())
+            }
+            FeatureKind::Category(c) => {
+                if c.categories.iter().any(|name| name.is_empty() || name.len() > bounds.text_bytes) {
+                    return Err(format!("a category is empty or over {} bytes", bounds.text_bytes));
+                }
+                (c.categories.len() + 1, c.counts.len())
+            }
+        };
+        if bins > bounds.bins {
+            return Err(format!("{bins} bins, over the limit of {}", bounds.bins));
+        }
+        if counts != bins {
+            return Err(format!("{counts} counts for {bins} bins"));
+        }
+        Ok(())
+    }
+}
+
 impl NumberProfile {
     /// Builds the profile of `values` (finite numbers) with up to `bins` quantile bins; the edges are
     /// numpy's default (linear) quantiles, duplicates removed. `None` for no values.

@@ -212,6 +212,23 @@ async fn attacks(database: String) {
     assert_eq!(status, 413, "{db}: {reply}");
     assert!(reply["error"]["message"].as_str().unwrap().contains("over the limit of 100000"), "{reply}");
 
+    // 6. A profile whose counts do not fit its bins: every drift read indexed past them.
+    let profile = serde_json::json!({"profile_version": 1, "rows": 10, "features": [
+        {"name": "x", "missing_rate": 0.0, "kind": {"category": {"categories": ["a"], "counts": [1]}}}]});
+    let put = t
+        .http
+        .put(format!("{url}/v1/models/victim/versions/1/profile"))
+        .bearer_auth(&t.keys.admin)
+        .json(&profile)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 400, "{db}");
+    let refusal: serde_json::Value = put.json().await.unwrap();
+    assert!(refusal["error"]["message"].as_str().unwrap().contains("1 counts for 2 bins"), "{refusal}");
+    let (status, body) = get_json(&t.http, &url, &t.keys.read, &format!("/v1/models/victim/drift?at={now}")).await;
+    assert_eq!(status, 200, "{db}: {body}");
+
     honest.push(t.honest("honest-last").await);
     let (status, _) = get_json(&t.http, &url, &t.keys.read, "/v1/models").await;
     assert_eq!(status, 200, "{db}: still serving");

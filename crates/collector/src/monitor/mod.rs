@@ -128,17 +128,19 @@ impl WindowPerformance {
     }
 }
 
-/// The stored reference profile of a model version, parsed; a body that does not parse is
-/// `StoreError::Corrupt`.
+/// The stored reference profile of a model version, parsed and checked; a body that does not
+/// parse or whose shapes do not fit (stored before profiles were checked) is `StoreError::Corrupt`.
 pub async fn stored_profile(
     store: &dyn crate::store::Store,
     model: &str,
     version: &str,
 ) -> Result<Option<Profile>, crate::StoreError> {
     let body = store.profile(model.to_owned(), version.to_owned()).await?;
-    body.map(|b| serde_json::from_str(&b))
-        .transpose()
-        .map_err(|e| crate::StoreError::Corrupt { what: "profile", message: e.to_string() })
+    let corrupt = |message| crate::StoreError::Corrupt { what: "profile", message };
+    let Some(body) = body else { return Ok(None) };
+    let profile: Profile = serde_json::from_str(&body).map_err(|e| corrupt(e.to_string()))?;
+    profile.validate().map_err(corrupt)?;
+    Ok(Some(profile))
 }
 
 /// Drift of `current` against the profile and against `previous`.

@@ -142,3 +142,80 @@ fn too_many_records_are_refused_before_they_are_decoded() {
     assert_eq!(decode(&bytes, msgpack, limits).unwrap_err(), DecodeError::TooManyRecords { limit: 10, actual: 11 });
     assert_eq!(decode(&bytes, msgpack, Limits::default()).unwrap(), batch);
 }
+
+#[test]
+fn profiles_whose_shapes_do_not_fit_are_refused_by_name() {
+    use telemetry::{CategoryProfile, FeatureKind, FeatureProfile, NumberProfile, PROFILE_VERSION, Profile};
+    let number = FeatureProfile {
+        name: "alcohol".into(),
+        missing_rate: 0.0,
+        kind: FeatureKind::Number(NumberProfile::build(&[1.0, 2.0, 3.0, 4.0], 2).unwrap()),
+    };
+    let category = FeatureProfile {
+        name: "color".into(),
+        missing_rate: 0.1,
+        kind: FeatureKind::Category(CategoryProfile::build(["red", "green", "red"], 8)),
+    };
+    let good = Profile {
+        profile_version: PROFILE_VERSION,
+        rows: 4,
+        features: vec![number, category],
+        target: None,
+        baseline: None,
+    };
+    assert_eq!(good.validate(), Ok(()));
+    let broken = |change: &dyn Fn(&mut Profile), named: &str| {
+        let mut profile = good.clone();
+        change(&mut profile);
+        let e = profile.validate().unwrap_err();
+        assert!(e.contains(named), "{e:?} should name {named:?}");
+    };
+    let number = |p: &mut Profile| match &mut p.features[0].kind {
+        FeatureKind::Number(n) => n.clone(),
+        FeatureKind::Category(_) => unreachable!(),
+    };
+    let set_number = |p: &mut Profile, n: NumberProfile| p.features[0].kind = FeatureKind::Number(n);
+    broken(
+        &|p| {
+            let mut n = number(p);
+            n.counts.push(1);
+            set_number(p, n)
+        },
+        "feature \"alcohol\": 5 counts for 4 bins",
+    );
+    broken(
+        &|p| {
+            let mut n = number(p);
+            n.edges.reverse();
+            set_number(p, n)
+        },
+        "the edges are not sorted",
+    );
+    broken(
+        &|p| {
+            let mut n = number(p);
+            n.edges[0] = f64::NAN;
+            set_number(p, n)
+        },
+        "finite numbers",
+    );
+    broken(
+        &|p| {
+            let mut n = number(p);
+            n.min = 9.0;
+            set_number(p, n)
+        },
+        "min <= max",
+    );
+    broken(
+        &|p| {
+            if let FeatureKind::Category(c) = &mut p.features[1].kind {
+                c.counts.pop();
+            }
+        },
+        "feature \"color\": 2 counts for 3 bins",
+    );
+    broken(&|p| p.features[1].name = "alcohol".into(), "profiled twice");
+    broken(&|p| p.features[1].missing_rate = 1.5, "not a share");
+    broken(&|p| p.profile_version = 9, "profile_version 9 is not supported");
+}
