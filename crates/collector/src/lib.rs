@@ -16,7 +16,7 @@
 //! routes), `admission` (upload slots, the decode memory budget), `acceptance` (record times,
 //! minutes per batch) and [`metrics`] (Prometheus text). Monitoring: [`monitor`] (windows and the
 //! drift, integrity and performance reports on them), [`alerts`] (rules, the evaluator, webhooks)
-//! and the dashboard (`www/dashboard`, compiled in).
+//! and the dashboard (`www/dashboard`, compiled in); `tasks` supervises the background tasks.
 
 mod acceptance;
 mod admission;
@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod server;
 pub mod store;
+mod tasks;
 
 pub use config::{Config, Database};
 pub use keys::{Role, Token};

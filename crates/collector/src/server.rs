@@ -16,7 +16,7 @@
 //! | `GET /v1/models/{m}/alerts`, `GET /v1/alerts?state=firing&limit=` | read | alerts with their deliveries |
 //! | `GET /v1/alert-rules`; `PUT`, `DELETE /v1/alert-rules/{name}` | read; admin | alert rules |
 //! | `POST /v1/alerts/evaluate?at=` | admin | evaluate the rules now (they also run on a timer) |
-//! | `GET /` (dashboard), `GET /healthz`, `GET /metrics` | none | the dashboard; liveness; Prometheus text |
+//! | `GET /` (dashboard), `GET /healthz`, `GET /metrics` | none | the dashboard; liveness (and background tasks restarted after panics); Prometheus text |
 //!
 //! Every refusal is `{"error": {"code": .., "message": ..}}` with a 4xx or 5xx status; 429 and 503
 //! carry `Retry-After`.
@@ -44,6 +44,7 @@ use crate::keys::{self, KeyInfo, Role};
 use crate::metrics::Metrics;
 use crate::monitor::{self, Span, Width, WindowData, WindowPerformance};
 use crate::store::{Incoming, Ingested, PageRequest, RecordKind, Store};
+use crate::tasks::{Health, supervise};
 
 /// How long a key lookup is trusted before the database is asked again (a revocation made by
 /// another process takes at most this long to apply).
@@ -61,6 +62,7 @@ pub struct Collector {
     config: Config,
     metrics: Metrics,
     admission: Admission,
+    health: Arc<Health>,
     key_cache: RwLock<HashMap<String, (KeyInfo, Instant)>>,
 }
 
@@ -69,6 +71,7 @@ impl Collector {
         Arc::new(Collector {
             store,
             admission: Admission::new(config.max_in_flight, config.decode_budget_bytes, config.max_decoded_bytes),
+            health: Arc::default(),
             config,
             metrics: Metrics::default(),
             key_cache: RwLock::default(),
@@ -93,7 +96,7 @@ impl Collector {
             .route("/v1/alert-rules", get(alert_rules))
             .route("/v1/alert-rules/{name}", axum::routing::put(put_alert_rule).delete(delete_alert_rule))
             .merge(crate::dashboard::routes())
-            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/healthz", get(healthz))
             .route("/metrics", get(metrics))
             .with_state(self.clone());
         match cors(&self.config.cors_origins) {
@@ -226,14 +229,23 @@ pub async fn serve(
     if let Err(e) = collector.install_rules().await {
         tracing::error!(error = %e, "cannot store the configured alert rules");
     }
-    let evaluator = tokio::spawn(crate::alerts::evaluator::run(collector.clone()));
-    let webhooks = tokio::spawn(crate::alerts::webhook::run(collector.clone()));
-    let compactor = tokio::spawn(compact_rollups(collector.clone()));
+    let health = collector.health.clone();
+    let c = collector.clone();
+    let evaluator = supervise(health.clone(), "evaluator", move || crate::alerts::evaluator::run(c.clone()));
+    let c = collector.clone();
+    let webhooks = supervise(health.clone(), "webhooks", move || crate::alerts::webhook::run(c.clone()));
+    let c = collector.clone();
+    let compactor = supervise(health, "compaction", move || compact_rollups(c.clone()));
     let served = axum::serve(listener, collector.router()).with_graceful_shutdown(shutdown).await;
     evaluator.abort();
     webhooks.abort();
     compactor.abort();
     served
+}
+
+/// Liveness: `ok`, and a line per background task that restarted after a panic.
+async fn healthz(State(c): State<Arc<Collector>>) -> String {
+    c.health.report()
 }
 
 /// Merges each minute's rollup rows into one, every 10 seconds (reads merge whatever rows there

@@ -20,6 +20,8 @@ pub struct Outcome {
     pub model_versions: usize,
     pub fired: usize,
     pub resolved: usize,
+    /// Model versions whose evaluation failed (logged); the others were judged.
+    pub failed: usize,
 }
 
 /// The rules the store holds (config rules are written there at start-up, API rules join them);
@@ -73,14 +75,56 @@ pub async fn evaluate(
     // `rules`, and is not taken for the alert of a deleted rule.
     let open = store.alerts(AlertQuery { model: None, firing_only: true, limit: usize::MAX }).await?;
     let rules = stored_rules(store).await?;
-    let mut open: HashMap<(String, String, String, String), AlertRow> = open
+    let mut open: OpenAlerts = open
         .into_iter()
         .map(|a| ((a.rule.clone(), a.model.clone(), a.version.clone(), a.subject.clone()), a))
         .collect();
     let versions: BTreeSet<(String, String)> =
         store.model_versions().await?.into_iter().map(|m| (m.name, m.version)).collect();
     let mut outcome = Outcome { rules: rules.len(), model_versions: versions.len(), ..Outcome::default() };
+    let pass = Pass { store, settings, metrics, now_ms, rules: &rules };
     for (model, version) in &versions {
+        // One model version's failing read costs that version its verdicts, not the others theirs.
+        if let Err(e) = pass.version(model, version, &mut open, &mut outcome).await {
+            tracing::error!(%model, %version, error = %e, "evaluating a model version failed; the pass goes on");
+            outcome.failed += 1;
+        }
+    }
+    // Alerts of rules that no longer exist (deleted, renamed) would fire forever: they resolve.
+    let names: BTreeSet<&str> = rules.iter().map(|r| r.name.as_str()).collect();
+    for alert in open.into_values().filter(|a| !names.contains(a.rule.as_str())) {
+        if store.resolve_alert(alert.id, now_ms, settings.webhooks.clone()).await? {
+            tracing::info!(rule = %alert.rule, model = %alert.model, "alert of a removed rule resolved");
+            outcome.resolved += 1;
+        }
+    }
+    let firing = store.alerts(AlertQuery { model: None, firing_only: true, limit: usize::MAX }).await?;
+    metrics.firing_alerts(&firing);
+    Ok(outcome)
+}
+
+/// What one pass judges with.
+struct Pass<'a> {
+    store: &'a dyn Store,
+    settings: &'a Monitoring,
+    metrics: &'a Metrics,
+    now_ms: i64,
+    rules: &'a [Rule],
+}
+
+type OpenAlerts = HashMap<(String, String, String, String), AlertRow>;
+
+impl Pass<'_> {
+    /// Every rule on one model version: new subjects fire, subjects no longer firing resolve
+    /// (their alerts leave `open`).
+    async fn version(
+        &self,
+        model: &str,
+        version: &str,
+        open: &mut OpenAlerts,
+        outcome: &mut Outcome,
+    ) -> Result<(), StoreError> {
+        let (store, settings, now_ms) = (self.store, self.settings, self.now_ms);
         // A profile that does not parse costs its model version the drift rules, not the pass.
         let profile = match monitor::stored_profile(store, model, version).await {
             Err(e @ StoreError::Corrupt { .. }) => {
@@ -90,32 +134,28 @@ pub async fn evaluate(
             other => other?,
         };
         let mut judged: HashMap<Width, Judged> = HashMap::new();
-        let widths: BTreeSet<Width> = rules
-            .iter()
-            .filter(|r| r.applies_to(model))
-            .map(|r| r.window)
-            .chain(std::iter::once(settings.window))
-            .collect();
+        let applying = || self.rules.iter().filter(|r| r.applies_to(model));
+        let widths: BTreeSet<Width> = applying().map(|r| r.window).chain(std::iter::once(settings.window)).collect();
         for width in widths {
             judged.insert(width, judge(store, profile.as_ref(), model, version, width, now_ms).await?);
         }
         if let Some(j) = judged.get(&settings.window) {
-            metrics.model_signals(model, version, &signals(j));
+            self.metrics.model_signals(model, version, &signals(j));
         }
-        for rule in rules.iter().filter(|r| r.applies_to(model)) {
+        for rule in applying() {
             let Some(j) = judged.get(&rule.window) else { continue };
             let evidence = Evidence { data: &j.data, drift: Some(&j.drift), integrity: Some(&j.integrity) };
             let Some(firing) = rule.evaluate(&evidence) else { continue };
             let firing: HashMap<String, Firing> = firing.into_iter().map(|f| (f.subject.clone(), f)).collect();
             for (subject, f) in &firing {
-                let key = (rule.name.clone(), model.clone(), version.clone(), subject.clone());
+                let key = (rule.name.clone(), model.to_owned(), version.to_owned(), subject.clone());
                 if open.remove(&key).is_some() {
                     continue;
                 }
                 let alert = NewAlert {
                     rule: rule.name.clone(),
-                    model: model.clone(),
-                    version: version.clone(),
+                    model: model.to_owned(),
+                    version: version.to_owned(),
                     subject: subject.clone(),
                     metric: rule.metric.as_str().to_owned(),
                     severity: rule.severity.as_str().to_owned(),
@@ -144,18 +184,8 @@ pub async fn evaluate(
                 }
             }
         }
+        Ok(())
     }
-    // Alerts of rules that no longer exist (deleted, renamed) would fire forever: they resolve.
-    let names: BTreeSet<&str> = rules.iter().map(|r| r.name.as_str()).collect();
-    for alert in open.into_values().filter(|a| !names.contains(a.rule.as_str())) {
-        if store.resolve_alert(alert.id, now_ms, settings.webhooks.clone()).await? {
-            tracing::info!(rule = %alert.rule, model = %alert.model, "alert of a removed rule resolved");
-            outcome.resolved += 1;
-        }
-    }
-    let firing = store.alerts(AlertQuery { model: None, firing_only: true, limit: usize::MAX }).await?;
-    metrics.firing_alerts(&firing);
-    Ok(outcome)
 }
 
 fn signals(j: &Judged) -> ModelSignals {
