@@ -40,8 +40,19 @@ pub async fn deliver_due(
 ) -> Result<usize, crate::StoreError> {
     let due = store.claim_deliveries(now_ms, LEASE_MS, BATCH).await?;
     let attempted = due.len();
+    // All at once, each within TIMEOUT: the batch ends well inside the lease (sent one after
+    // another, 16 slow receivers outlived it and another process sent them again).
+    let mut sends = tokio::task::JoinSet::new();
     for delivery in due {
-        let attempt = send(client, &delivery, max_attempts).await;
+        let client = client.clone();
+        sends.spawn(async move {
+            let attempt = send(&client, &delivery, max_attempts).await;
+            (delivery, attempt)
+        });
+    }
+    while let Some(sent) = sends.join_next().await {
+        // A send that panicked keeps its claim: the lease runs out and it is sent again.
+        let Ok((delivery, attempt)) = sent else { continue };
         match &attempt {
             Attempt::Delivered { .. } => {
                 tracing::info!(url = %delivery.url, alert = delivery.alert.id, "webhook delivered")
@@ -58,13 +69,24 @@ pub async fn deliver_due(
     Ok(attempted)
 }
 
+/// The client webhooks are sent with: no redirects (a receiver cannot bounce the collector's
+/// POST to another host), each send within [`TIMEOUT`].
+fn client() -> reqwest::Client {
+    match reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(TIMEOUT).build() {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the webhook client; using the default one");
+            reqwest::Client::new()
+        }
+    }
+}
+
 async fn send(client: &reqwest::Client, delivery: &Due, max_attempts: u32) -> Attempt {
     let body = match serde_json::to_vec(&Event { event: delivery.event, alert: &delivery.alert }) {
         Ok(body) => body,
         Err(e) => return Attempt::Failed { error: format!("cannot encode the event: {e}") },
     };
-    let result =
-        client.post(&delivery.url).header("content-type", "application/json").timeout(TIMEOUT).body(body).send().await;
+    let result = client.post(&delivery.url).header("content-type", "application/json").body(body).send().await;
     let error = match result {
         Ok(response) if response.status().is_success() => return Attempt::Delivered { at_ms: crate::now_ms() },
         Ok(response) => format!("HTTP {}", response.status()),
@@ -80,7 +102,7 @@ async fn send(client: &reqwest::Client, delivery: &Due, max_attempts: u32) -> At
 
 /// Delivers webhooks every half second until the collector stops.
 pub async fn run(collector: std::sync::Arc<crate::Collector>) {
-    let client = reqwest::Client::new();
+    let client = client();
     let max_attempts = collector.config().monitoring.webhook_max_attempts.max(1);
     loop {
         match deliver_due(collector.store(), &client, max_attempts, crate::now_ms()).await {
@@ -95,6 +117,46 @@ pub async fn run(collector: std::sync::Arc<crate::Collector>) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn a_receiver_cannot_redirect_the_post_elsewhere() {
+        let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (to, url) = (elsewhere.local_addr().unwrap(), format!("http://{}/hook", receiver.local_addr().unwrap()));
+        tokio::spawn(async move {
+            let (mut conn, _) = receiver.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = conn.read(&mut request).await;
+            let answer =
+                format!("HTTP/1.1 307 Temporary Redirect\r\nlocation: http://{to}/\r\ncontent-length: 0\r\n\r\n");
+            conn.write_all(answer.as_bytes()).await.unwrap();
+        });
+        let alert = AlertRow {
+            id: 1,
+            rule: "r".into(),
+            model: "m".into(),
+            version: "1".into(),
+            subject: String::new(),
+            metric: "accuracy".into(),
+            severity: "critical".into(),
+            state: AlertState::Firing,
+            value: None,
+            threshold: None,
+            message: String::new(),
+            window_start_ms: 0,
+            started_ms: 0,
+            resolved_ms: None,
+            deliveries: Vec::new(),
+        };
+        let due = Due { id: 1, event: AlertState::Firing, url, attempts: 0, alert };
+        let attempt = send(&client(), &due, 3).await;
+        assert!(matches!(&attempt, Attempt::Retry { error, .. } if error.contains("307")), "{attempt:?}");
+        let followed = tokio::time::timeout(Duration::from_millis(300), elsewhere.accept()).await;
+        assert!(followed.is_err(), "the redirect was followed");
+    }
+
     #[test]
     fn backoff_doubles_and_is_capped() {
         let waits: Vec<i64> = (0..4).map(super::backoff_ms).collect();
