@@ -36,6 +36,9 @@ pub struct Config {
     /// Records timed further ahead than this are refused: a client cannot plant next week's
     /// windows (a clock may run a little fast).
     pub accept_future: Width,
+    /// `/metrics` only for read keys (Prometheus sends one as `bearer_token`): its model names
+    /// and versions are visible to whoever reaches the port otherwise.
+    pub metrics_need_key: bool,
     /// Origins whose pages may send telemetry and read (CORS). Empty: no browser access.
     pub cors_origins: Vec<String>,
     /// PostgreSQL connections per collector process.
@@ -88,6 +91,7 @@ impl Default for Config {
             max_records_per_batch: limits.max_records,
             decode_budget_bytes: 1 << 30,
             body_timeout_s: 30,
+            metrics_need_key: false,
             accept_past: Width::parse("7d").unwrap_or(Width::HOUR),
             accept_future: Width::parse("5m").unwrap_or(Width::MINUTE),
             cors_origins: Vec::new(),

@@ -16,7 +16,7 @@
 //! | `GET /v1/models/{m}/alerts`, `GET /v1/alerts?state=firing&limit=` | read | alerts with their deliveries |
 //! | `GET /v1/alert-rules`; `PUT`, `DELETE /v1/alert-rules/{name}` | read; admin | alert rules |
 //! | `POST /v1/alerts/evaluate?at=` | admin | evaluate the rules now (they also run on a timer) |
-//! | `GET /` (dashboard), `GET /healthz`, `GET /metrics` | none | the dashboard; liveness (and background tasks restarted after panics); Prometheus text |
+//! | `GET /` (dashboard), `GET /healthz`, `GET /metrics` | none (`/metrics`: read with `metrics_need_key`) | the dashboard; liveness (and background tasks restarted after panics); Prometheus text |
 //!
 //! Every refusal is `{"error": {"code": .., "message": ..}}` with a 4xx or 5xx status; 429 and 503
 //! carry `Retry-After`.
@@ -881,6 +881,9 @@ async fn delete_alert_rule(
     }
 }
 
-async fn metrics(State(c): State<Arc<Collector>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], c.metrics.render()).into_response()
+async fn metrics(State(c): State<Arc<Collector>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if c.config.metrics_need_key {
+        c.authorize(&headers, &[Role::Read]).await?;
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], c.metrics.render()).into_response())
 }

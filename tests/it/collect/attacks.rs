@@ -285,3 +285,22 @@ async fn a_stalled_upload_gives_its_slot_back() {
     let (status, reply) = post_batch(&s.http, &s.url, &s.keys.ingest, &batch("after-stall", 5), JSON).await;
     assert_eq!(status, 200, "{reply}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_be_kept_to_read_keys() {
+    let db = Database::Sqlite(sqlite_path("metrics_key"));
+    let s = serve(&db, |c| c.metrics_need_key = true).await;
+    let scrape = |key: Option<&str>| {
+        let request = s.http.get(format!("{}/metrics", s.url));
+        match key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        }
+        .send()
+    };
+    assert_eq!(scrape(None).await.unwrap().status(), 401);
+    assert_eq!(scrape(Some(&s.keys.ingest)).await.unwrap().status(), 403, "a public ingest key cannot scrape");
+    let scraped = scrape(Some(&s.keys.read)).await.unwrap();
+    assert_eq!(scraped.status(), 200);
+    assert!(scraped.text().await.unwrap().contains("sextant_collector_"));
+}
