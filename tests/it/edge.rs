@@ -131,6 +131,7 @@ async fn the_edge_hosts_telemetry_survives_an_outage_and_a_restart() {
     assert_eq!(answer.status(), 200);
     let ids = answer.headers()[edge::PREDICTION_IDS_HEADER].to_str().unwrap().to_owned();
     assert_eq!(ids.split(',').count(), 1, "{ids}");
+    let prediction_prefix = ids.rsplit_once('-').unwrap().0.to_owned();
     let bad = serde_json::json!({ "inputs": [{ "name": "pixels", "shape": [1, 64], "datatype": "FP16", "data": vec![0; 64] }] });
     let status = s.http.post(format!("{url}/v2/models/digits/infer")).json(&bad).send().await.unwrap().status();
     assert_eq!(status, 400);
@@ -141,6 +142,9 @@ async fn the_edge_hosts_telemetry_survives_an_outage_and_a_restart() {
     let mut unique = ids.clone();
     unique.dedup();
     assert_eq!(ids, unique);
+    // What callers see tells them nothing of the batch ids to come: those could be claimed first.
+    assert!(ids.iter().all(|id| !id.starts_with(&prediction_prefix)), "{prediction_prefix} in {ids:?}");
+    assert!(ids.iter().all(|id| id.len() > 32), "random session ids: {ids:?}");
     assert_eq!(std::fs::read_dir(dir.join("spool/digits")).unwrap().count(), 0, "the spool is empty");
     let (_, features) = get_json(&s.http, &s.url, &s.keys.read, "/v1/models/digits/versions/1/features").await;
     let rows: u64 = features["items"].as_array().unwrap().iter().map(|f| f["rows"].as_u64().unwrap_or(0)).sum();

@@ -16,8 +16,9 @@ use crate::config::{CollectorConfig, ModelConfig};
 pub(crate) struct Recording {
     shipper: Shipper,
     recorder: Mutex<RunRecorder<Arc<Profile>>>,
-    /// Prediction ids are `{session}-{n}`: unique per host run without a random source.
-    session: String,
+    /// Prediction ids are `{prefix}-{n}`: a random prefix per host run, not the batches'
+    /// session, so the ids callers see do not tell anyone the batch ids to come.
+    id_prefix: String,
     next_id: AtomicU64,
     collector: CollectorConfig,
 }
@@ -32,19 +33,19 @@ impl Recording {
     ) -> Result<Recording, telemetry_client::SpoolError> {
         let recorder = recorder(collector, model, &model_ref, session).await;
         let config = BatcherConfig::default();
-        let run_id = format!("{node}-{}-{}", model.name, now_ms());
+        let run_id = format!("{node}-{}-{}", model.name, telemetry_client::random_id());
         let source = telemetry::Source {
             kind: telemetry::SourceKind::Edge,
             node: node.to_owned(),
             sdk_version: env!("CARGO_PKG_VERSION").to_owned(),
         };
-        let batcher = Batcher::new(config, source, model_ref, run_id.clone());
+        let batcher = Batcher::new(config, source, model_ref, run_id);
         let transport = HttpTransport::new(&collector.url, collector.key.clone());
         let shipper = Shipper::spawn_spooled(batcher, transport, &collector.spool.join(&model.name))?;
         Ok(Recording {
             shipper,
             recorder: Mutex::new(recorder),
-            session: run_id,
+            id_prefix: telemetry_client::random_id(),
             next_id: AtomicU64::new(0),
             collector: collector.clone(),
         })
@@ -95,7 +96,7 @@ impl Recording {
             latency_us: u32::try_from(latency.as_micros()).unwrap_or(u32::MAX),
             engine: if gpu { telemetry::EngineKind::Gpu } else { telemetry::EngineKind::Cpu },
         };
-        let id = format!("{}-{}", self.session, self.next_id.fetch_add(1, Ordering::Relaxed));
+        let id = format!("{}-{}", self.id_prefix, self.next_id.fetch_add(1, Ordering::Relaxed));
         let (ids, records) = recorder.record(&run, &id, now_ms());
         drop(recorder);
         records.into_iter().for_each(|r| self.push(r));

@@ -21,6 +21,18 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// 128 random bits in hex: a session or id prefix nobody can guess, so no one holding the
+/// ingest key can claim this client's batch ids before it sends them. Falls back to the clock
+/// and the process id where the system has no randomness (it always has on the hosts we run).
+pub fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        let fallback = (u128::from(now_ms().unsigned_abs()) << 32) | u128::from(std::process::id());
+        bytes = fallback.to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A uniform value in [0, 1) for retry jitter.
 fn jitter() -> f64 {
     getrandom::u64().map_or(0.5, |r| (r >> 11) as f64 / (1u64 << 53) as f64)
