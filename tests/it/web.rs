@@ -237,6 +237,10 @@ async fn the_browser_package_runs_models_and_delivers_telemetry_exactly_once_in_
     let online = phase(&script, &env, "online").await;
     assert_eq!(online["stats"]["pendingBatches"], 0, "{online}");
     assert_eq!(online["left"], 0, "nothing left in localStorage: {online}");
+    assert_eq!(
+        online["beacons_while_hidden"], 1,
+        "each batch is beaconed once, however often the page hides: {online}"
+    );
     // Twelve, plus the two the page sent by beacon as it was closed.
     assert_eq!(until_stored(&http, &url, &keys, (14, 14)).await, (14, 14), "every prediction and label, once");
 

@@ -41,6 +41,8 @@ page.on("response", (r) => {
 });
 const modelRequests = [];
 page.on("request", (r) => { if (r.url().endsWith(".onnx")) modelRequests.push(r.url()); });
+const beacons = [];
+page.on("request", (r) => { if (r.url().includes("/v1/beacon")) beacons.push(r.url()); });
 
 /** Clicks `n` samples on the demo page, labelling each with the predicted digit (or a wrong one). */
 async function classifyAndLabel(n) {
@@ -201,6 +203,10 @@ try {
     result.left = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("sextant:outbox:")).length);
     // Then leave the page without a flush: `pagehide` hands the open batch to sendBeacon.
     result.beaconed = await classifyAndLabel(2);
+    // Hidden three times, then left: the open batch goes by beacon once, not once per hide.
+    await page.evaluate(() => { for (let i = 0; i < 3; i++) window.dispatchEvent(new Event("pagehide")); });
+    await new Promise((r) => setTimeout(r, 500));
+    result.beacons_while_hidden = beacons.length;
     await page.close({ runBeforeUnload: true });
     await new Promise((r) => setTimeout(r, 1500));
   } else {

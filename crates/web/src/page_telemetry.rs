@@ -34,6 +34,9 @@ pub(crate) struct PageTelemetry {
     beacon_url: String,
     /// The `localStorage` key of this session's unsent batches, when persistence is on.
     storage_key: Option<String>,
+    /// Batches already handed to `sendBeacon`: each goes once (a tab hidden ten times beacons
+    /// it once; delivery by `fetch` goes on as before).
+    beaconed: RefCell<std::collections::HashSet<String>>,
     listeners: RefCell<Vec<Listener>>,
 }
 
@@ -108,6 +111,7 @@ impl PageTelemetry {
             ),
             transport,
             storage_key,
+            beaconed: RefCell::default(),
             listeners: RefCell::new(Vec::new()),
         });
         telemetry.save();
@@ -229,19 +233,27 @@ impl PageTelemetry {
         }
     }
 
-    /// The page is being hidden or left: seal, save, and hand every batch to `sendBeacon`, which
-    /// delivers after the page is gone. They stay saved: whether a beacon arrived is unknown, and
-    /// sending one again is harmless.
+    /// The page is being hidden or left: seal, save, and hand each batch not beaconed before to
+    /// `sendBeacon`, which delivers after the page is gone. They stay saved: whether a beacon
+    /// arrived is unknown, and the collector stores a `batch_id` once.
     fn flush_on_hide(&self) {
         self.seal();
         let Some(navigator) = web_sys::window().map(|w| w.navigator()) else { return };
         let state = self.state.borrow();
+        let mut beaconed = self.beaconed.borrow_mut();
+        // Batches delivered or dropped since are forgotten: the set stays as small as the outbox.
+        let unsent: std::collections::HashSet<&str> = state.batcher.outbox().map(|b| b.batch_id.as_str()).collect();
+        beaconed.retain(|id| unsent.contains(id.as_str()));
         for batch in state.batcher.outbox() {
+            if beaconed.contains(&batch.batch_id) {
+                continue;
+            }
             let mut body = batch.body.clone();
             // `false`: the browser's beacon quota is used up; the batch waits for the next visit.
             if !navigator.send_beacon_with_opt_u8_array(&self.beacon_url, Some(&mut body)).unwrap_or(false) {
                 break;
             }
+            beaconed.insert(batch.batch_id.clone());
         }
     }
 
