@@ -19,8 +19,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -40,6 +38,9 @@ pub struct Host {
     modules: Arc<Modules>,
     pool: Arc<Pool>,
     max_body_bytes: usize,
+    /// Inference bodies being read and decoded at once (as many as the pool can hold): beyond,
+    /// 503 before a byte is read, so a flood of big bodies costs a bounded memory.
+    bodies: Arc<tokio::sync::Semaphore>,
     reload_every: Option<Duration>,
 }
 
@@ -57,7 +58,8 @@ impl Host {
         let pool = Arc::new(Pool::new(&config.limits));
         let modules = Arc::new(Modules::load(config, registry.clone(), pool.clone()).await?);
         let reload_every = (config.limits.reload_ms > 0).then(|| Duration::from_millis(config.limits.reload_ms));
-        Ok(Host { registry, modules, pool, max_body_bytes: config.limits.max_body_bytes, reload_every })
+        let bodies = Arc::new(tokio::sync::Semaphore::new((config.limits.workers + config.limits.queue).max(1)));
+        Ok(Host { registry, modules, pool, max_body_bytes: config.limits.max_body_bytes, bodies, reload_every })
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -168,11 +170,23 @@ async fn ready(State(host): State<Arc<Host>>, Path(path): Path<Vec<String>>) -> 
 async fn infer(
     State(host): State<Arc<Host>>,
     Path(path): Path<Vec<String>>,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<Response, Refusal> {
     let served = find(&host, &path)?;
+    let Ok(reading) = host.bodies.clone().try_acquire_owned() else {
+        let slots = host.bodies.available_permits();
+        return Err(Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("as many inference requests as the pool holds are being read ({slots} free); retry later"),
+        ));
+    };
     // Over `limits.max_body_bytes` (413) or unreadable: the protocol's error body, not axum's text.
-    let body = body.map_err(|e| Refusal(e.status(), e.body_text()))?;
+    let body = axum::body::to_bytes(body, host.max_body_bytes).await.map_err(|_| {
+        Refusal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is over the limit of {} bytes (or was cut off)", host.max_body_bytes),
+        )
+    })?;
     // A request this model cannot take is telemetry too (`rejected_input`).
     let rejected = |message: String| {
         if let Some(recording) = &served.recording {
@@ -180,14 +194,20 @@ async fn infer(
         }
         Refusal(StatusCode::BAD_REQUEST, message)
     };
-    let request: InferRequest =
+    let mut request: InferRequest =
         serde_json::from_slice(&body).map_err(|e| rejected(format!("not an inference request: {e}")))?;
-    let inputs = request
-        .inputs
-        .iter()
-        .map(|input| oip::tensor_of(input).map(|t| (input.name.clone(), t)))
+    drop(body);
+    // Each input's scalars go as its tensor is made.
+    let inputs = std::mem::take(&mut request.inputs)
+        .into_iter()
+        .map(|input| {
+            let name = input.name.clone();
+            oip::tensor_of(input).map(|t| (name, t))
+        })
         .collect::<Result<Vec<_>, _>>()
         .map_err(rejected)?;
+    // What waits from here on is the pool's to bound.
+    drop(reading);
     let wanted: Option<Vec<String>> = request.outputs.map(|o| o.into_iter().map(|o| o.name).collect());
     if let Some(wanted) = &wanted
         && let Some(unknown) = wanted.iter().find(|w| !served.session.outputs().iter().any(|o| &o.name == *w))
