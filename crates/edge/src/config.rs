@@ -7,7 +7,7 @@
 //! [limits]
 //! workers = 2            # concurrent inferences
 //! queue = 64             # requests waiting for a worker; beyond this: 503
-//! timeout_ms = 10000     # per inference, waiting included; beyond this: 504
+//! timeout_ms = 10000     # per inference, waiting included; beyond this: 504 (a body: 408)
 //! max_body_bytes = 8388608
 //! instances = 64         # module instances alive at once (pooled, pre-allocated); beyond: 503
 //! reload_ms = 1000       # how often module and model files are checked for changes (0: never)

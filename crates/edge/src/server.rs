@@ -41,6 +41,8 @@ pub struct Host {
     /// Inference bodies being read and decoded at once (as many as the pool can hold): beyond,
     /// 503 before a byte is read, so a flood of big bodies costs a bounded memory.
     bodies: Arc<tokio::sync::Semaphore>,
+    /// How long a body may take to arrive: the inference timeout.
+    body_timeout: Duration,
     reload_every: Option<Duration>,
 }
 
@@ -59,7 +61,9 @@ impl Host {
         let modules = Arc::new(Modules::load(config, registry.clone(), pool.clone()).await?);
         let reload_every = (config.limits.reload_ms > 0).then(|| Duration::from_millis(config.limits.reload_ms));
         let bodies = Arc::new(tokio::sync::Semaphore::new((config.limits.workers + config.limits.queue).max(1)));
-        Ok(Host { registry, modules, pool, max_body_bytes: config.limits.max_body_bytes, bodies, reload_every })
+        let body_timeout = Duration::from_millis(config.limits.timeout_ms);
+        let max_body_bytes = config.limits.max_body_bytes;
+        Ok(Host { registry, modules, pool, max_body_bytes, bodies, body_timeout, reload_every })
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -180,13 +184,20 @@ async fn infer(
             format!("as many inference requests as the pool holds are being read ({slots} free); retry later"),
         ));
     };
-    // Over `limits.max_body_bytes` (413) or unreadable: the protocol's error body, not axum's text.
-    let body = axum::body::to_bytes(body, host.max_body_bytes).await.map_err(|_| {
-        Refusal(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is over the limit of {} bytes (or was cut off)", host.max_body_bytes),
-        )
-    })?;
+    // Over `limits.max_body_bytes` (413), unreadable, or trickling in past the inference
+    // timeout while it holds a slot (408): the protocol's error body, not axum's text.
+    let read = tokio::time::timeout(host.body_timeout, axum::body::to_bytes(body, host.max_body_bytes));
+    let body = read
+        .await
+        .map_err(|_| {
+            Refusal(StatusCode::REQUEST_TIMEOUT, format!("the body did not arrive within {:?}", host.body_timeout))
+        })?
+        .map_err(|_| {
+            Refusal(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is over the limit of {} bytes (or was cut off)", host.max_body_bytes),
+            )
+        })?;
     // A request this model cannot take is telemetry too (`rejected_input`).
     let rejected = |message: String| {
         if let Some(recording) = &served.recording {

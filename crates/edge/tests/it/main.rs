@@ -18,11 +18,16 @@ fn fixture(name: &str) -> PathBuf {
 
 /// A host serving digits (CPU, free batch) and wine, on a free port, with a small body limit.
 async fn host(dir: &Path) -> String {
+    host_with(dir, "max_body_bytes = 65536").await
+}
+
+/// The same, with other `[limits]`.
+async fn host_with(dir: &Path, limits: &str) -> String {
     let config = format!(
         r#"
 node = "test-gateway"
 [limits]
-max_body_bytes = 65536
+{limits}
 [[models]]
 name = "digits"
 path = "{}"
@@ -167,7 +172,12 @@ async fn bad_requests_get_the_protocols_error_and_the_host_keeps_serving() {
             400,
             "unknown output `x`",
         ),
-        (infer.clone(), pixels(json!([1000, 64]), "FP32", json!(vec![0.5; 64_000])), 413, "length limit"),
+        (
+            infer.clone(),
+            pixels(json!([1000, 64]), "FP32", json!(vec![0.5; 64_000])),
+            413,
+            "over the limit of 65536 bytes",
+        ),
     ];
     for (route, body, status, mentions) in cases {
         let (got, reply) = post(&route, body).await;
@@ -218,4 +228,37 @@ async fn the_pool_refuses_when_full_and_times_out_without_losing_its_bound() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(served, "the pool never served again after a timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_trickles_in_is_cut_off_and_its_slot_comes_back() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = std::env::temp_dir().join(format!("sextant-edge-stalled-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // One worker, no queue: one body may be read at a time.
+    let url = host_with(&dir, "workers = 1\nqueue = 0\ntimeout_ms = 1000").await;
+    let mut stalled = tokio::net::TcpStream::connect(url.trim_start_matches("http://")).await.unwrap();
+    let head = "POST /v2/models/digits/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+                content-length: 100000\r\n\r\n{\"inputs\": [";
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let pixels = json!({ "inputs": [{ "name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": vec![0; 64] }] });
+    let infer = format!("{url}/v2/models/digits/infer");
+    let (status, reply) = post(&infer, pixels.clone()).await;
+    assert_eq!(status, 503, "the one body slot is held: {reply}");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut chunk = [0u8; 4096];
+        while !String::from_utf8_lossy(&answer).contains("did not arrive") {
+            match stalled.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let (status, reply) = post(&infer, pixels).await;
+    assert_eq!(status, 200, "the slot came back: {reply}");
 }
