@@ -150,19 +150,9 @@ impl Confusion {
         }
         let totals = per_class.iter().map(|(label, c)| (*label, c.predicted.saturating_add(c.support)));
         let kept: BTreeSet<String> = keep(totals, max_classes).into_iter().map(str::to_owned).collect();
-        let mut folded = Confusion { counts: BTreeMap::new(), folded_wrong: self.folded_wrong };
-        for (truth, row) in std::mem::take(&mut self.counts) {
-            let t = if kept.contains(&truth) { truth.as_str() } else { OTHER };
-            for (predicted, n) in row {
-                let p = if kept.contains(&predicted) { predicted.as_str() } else { OTHER };
-                if t == OTHER && p == OTHER && truth != predicted {
-                    folded.add_folded_wrong(n);
-                } else {
-                    folded.add_n(t, p, n);
-                }
-            }
-        }
-        *self = folded;
+        let (counts, wrong) = fold_pairs(std::mem::take(&mut self.counts), &kept);
+        self.counts = counts;
+        self.add_folded_wrong(wrong);
     }
 
     fn per_class(&self) -> BTreeMap<&str, ClassCounts> {
@@ -249,6 +239,59 @@ impl Confusion {
         // them, so the matrix leaves them out and says so through `n`.
         matrix
     }
+}
+
+/// A count that sums saturating (counts come from clients): `u64`, or `i64` where corrections
+/// subtract.
+pub trait Count: Copy + Default {
+    fn plus(self, other: Self) -> Self;
+}
+
+impl Count for u64 {
+    fn plus(self, other: u64) -> u64 {
+        self.saturating_add(other)
+    }
+}
+
+impl Count for i64 {
+    fn plus(self, other: i64) -> i64 {
+        self.saturating_add(other)
+    }
+}
+
+/// Class counts with every class outside `kept` counted as [`OTHER`].
+pub fn fold_counts<N: Count>(counts: BTreeMap<String, N>, kept: &BTreeSet<String>) -> BTreeMap<String, N> {
+    let mut folded: BTreeMap<String, N> = BTreeMap::new();
+    for (class, n) in counts {
+        let class = if kept.contains(&class) { class } else { OTHER.to_owned() };
+        let into = folded.entry(class).or_default();
+        *into = into.plus(n);
+    }
+    folded
+}
+
+/// (true, predicted) pairs with every class outside `kept` counted as [`OTHER`], and the count
+/// of pairs of two different folded classes, left out of the pairs: they are wrong, and
+/// `(OTHER, OTHER)` would count them right.
+pub fn fold_pairs<N: Count>(
+    pairs: BTreeMap<String, BTreeMap<String, N>>,
+    kept: &BTreeSet<String>,
+) -> (BTreeMap<String, BTreeMap<String, N>>, N) {
+    let (mut folded, mut wrong): (BTreeMap<String, BTreeMap<String, N>>, N) = (BTreeMap::new(), N::default());
+    for (truth, row) in pairs {
+        for (predicted, n) in row {
+            let (t, p) = (kept.contains(&truth), kept.contains(&predicted));
+            if !t && !p && truth != predicted {
+                wrong = wrong.plus(n);
+                continue;
+            }
+            let t = if t { truth.clone() } else { OTHER.to_owned() };
+            let p = if p { predicted } else { OTHER.to_owned() };
+            let into = folded.entry(t).or_default().entry(p).or_default();
+            *into = into.plus(n);
+        }
+    }
+    (folded, wrong)
 }
 
 /// The `max - 1` classes with the largest totals (ties by name), never [`OTHER`] itself: what a

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use analysis::performance::{OTHER, Regression, keep};
+use analysis::performance::{Regression, fold_counts, fold_pairs, keep};
 use analysis::window::Window;
 use serde::{Deserialize, Serialize};
 use telemetry::{Batch, Output, Record, Truth};
@@ -21,7 +21,7 @@ use super::{Traffic, WindowData};
 /// Rollups are kept per minute: windows are whole minutes.
 pub const BUCKET_MS: i64 = 60_000;
 
-/// Classes a window reports: beyond, the classes seen least are counted as one, [`OTHER`]
+/// Classes a window reports: beyond, the classes seen least are counted as one, [`OTHER`](analysis::performance::OTHER)
 /// (accuracy stays exact). Class names come from clients; without this bound one batch of
 /// thousands of classes costs every read the square of them.
 pub const MAX_CLASSES: usize = 256;
@@ -50,7 +50,7 @@ pub struct Rollup {
     pub labels: BTreeMap<String, BTreeMap<String, i64>>,
     pub regression: RegressionSums,
     /// Labelled predictions whose true and predicted classes differ but were both folded into
-    /// [`OTHER`] (signed, as `labels`).
+    /// [`OTHER`](analysis::performance::OTHER) (signed, as `labels`).
     pub folded_wrong: i64,
 }
 
@@ -135,29 +135,13 @@ impl Rollup {
         totals
     }
 
-    /// Keeps the `max - 1` classes named most and counts the others as [`OTHER`].
+    /// Keeps the `max - 1` classes named most and counts the others as [`OTHER`](analysis::performance::OTHER).
     fn fold_classes(&mut self, max: usize) {
         let kept: BTreeSet<String> = keep(self.classes(), max).into_iter().map(str::to_owned).collect();
-        let fold = |class: String| if kept.contains(&class) { class } else { OTHER.to_owned() };
-        let mut outputs: BTreeMap<String, u64> = BTreeMap::new();
-        for (class, n) in std::mem::take(&mut self.outputs) {
-            let into = outputs.entry(fold(class)).or_default();
-            *into = into.saturating_add(n);
-        }
-        self.outputs = outputs;
-        let mut labels: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
-        for (truth, row) in std::mem::take(&mut self.labels) {
-            for (predicted, n) in row {
-                let (t, p) = (fold(truth.clone()), fold(predicted.clone()));
-                if t == OTHER && p == OTHER && truth != predicted {
-                    self.folded_wrong = self.folded_wrong.saturating_add(n);
-                } else {
-                    let into = labels.entry(t).or_default().entry(p).or_default();
-                    *into = into.saturating_add(n);
-                }
-            }
-        }
+        self.outputs = fold_counts(std::mem::take(&mut self.outputs), &kept);
+        let (labels, wrong) = fold_pairs(std::mem::take(&mut self.labels), &kept);
         self.labels = labels;
+        self.folded_wrong = self.folded_wrong.saturating_add(wrong);
     }
 
     /// Adds (`sign` = 1) or takes back (-1) a label for a prediction.
@@ -314,6 +298,7 @@ pub fn merge_bodies<'a>(bodies: impl IntoIterator<Item = &'a [u8]>) -> Result<Ro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use analysis::performance::OTHER;
 
     #[test]
     fn a_corrected_label_takes_its_old_pair_back() {
