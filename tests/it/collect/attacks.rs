@@ -59,6 +59,11 @@ fn hostile(batch_id: &str, model: &str, records: Vec<Record>) -> Batch {
     }
 }
 
+/// A prediction record of an attacker's batch.
+fn predicted(id: String, timestamp_ms: i64, output: Output) -> Record {
+    Record::Prediction(Prediction { id, timestamp_ms, latency_us: 1, engine: EngineKind::Cpu, output })
+}
+
 const CLASSES: usize = 12_000;
 
 async fn attacks(database: String) {
@@ -73,13 +78,7 @@ async fn attacks(database: String) {
     let mut records = Vec::new();
     for i in 0..CLASSES {
         let id = format!("v{i}");
-        records.push(Record::Prediction(Prediction {
-            id: id.clone(),
-            timestamp_ms: now,
-            latency_us: 100,
-            engine: EngineKind::Cpu,
-            output: Output::Class { label: format!("c{i}"), score: 0.9 },
-        }));
+        records.push(predicted(id.clone(), now, Output::Class { label: format!("c{i}"), score: 0.9 }));
         let truth = if i % 2 == 0 { format!("c{i}") } else { format!("t{i}") };
         records.push(Record::Label(Label { prediction_id: id, timestamp_ms: now, truth: Truth::Class(truth) }));
     }
@@ -116,17 +115,7 @@ async fn attacks(database: String) {
     assert_eq!(victim["dropped"], 2u64 << 40, "{db}: each session's total saturates at 2^40");
 
     // 3. One batch fanning out over a thousand minutes: the first 60 are taken, the rest named.
-    let spread = (0..1000)
-        .map(|i| {
-            Record::Prediction(Prediction {
-                id: format!("m{i}"),
-                timestamp_ms: now - i * 60_000,
-                latency_us: 1,
-                engine: EngineKind::Cpu,
-                output: Output::Value(1.0),
-            })
-        })
-        .collect();
+    let spread = (0..1000).map(|i| predicted(format!("m{i}"), now - i * 60_000, Output::Value(1.0))).collect();
     let (status, reply) = post_batch(&t.http, &url, &t.keys.ingest, &hostile("minutes", "victim", spread), JSON).await;
     assert_eq!((status, reply["accepted"].as_u64()), (200, Some(60)), "{db}: {reply}");
     let rejected = reply["rejected"].as_array().unwrap();
@@ -138,15 +127,7 @@ async fn attacks(database: String) {
     let times = [now - 365 * 86_400_000, now + 86_400_000]
         .into_iter()
         .enumerate()
-        .map(|(i, timestamp_ms)| {
-            Record::Prediction(Prediction {
-                id: format!("time{i}"),
-                timestamp_ms,
-                latency_us: 1,
-                engine: EngineKind::Cpu,
-                output: Output::Value(1.0),
-            })
-        })
+        .map(|(i, timestamp_ms)| predicted(format!("time{i}"), timestamp_ms, Output::Value(1.0)))
         .collect();
     let (status, reply) = post_batch(&t.http, &url, &t.keys.ingest, &hostile("times", "victim", times), JSON).await;
     assert_eq!((status, reply["accepted"].as_u64()), (200, Some(0)), "{db}: {reply}");
@@ -161,13 +142,11 @@ async fn attacks(database: String) {
     assert_eq!(status, 400, "{db}: {reply}");
     assert!(reply["error"]["message"].as_str().unwrap().contains("has characters other than"), "{reply}");
     let reserved = vec![
-        Record::Prediction(Prediction {
-            id: "o".into(),
-            timestamp_ms: now,
-            latency_us: 1,
-            engine: EngineKind::Cpu,
-            output: Output::TopK(vec![ClassScore { label: telemetry::OTHER_CLASSES.into(), score: 1.0 }]),
-        }),
+        predicted(
+            "o".into(),
+            now,
+            Output::TopK(vec![ClassScore { label: telemetry::OTHER_CLASSES.into(), score: 1.0 }]),
+        ),
         Record::Features(FeatureSummary {
             window_start_ms: now,
             rows: 1,
@@ -193,21 +172,8 @@ async fn attacks(database: String) {
     assert!(reasons[0].contains("reserved") && reasons[1].contains("5000 features in a summary"), "{reasons:?}");
 
     // 5. Too many records: refused whole, naming the limit, before the records are decoded.
-    let flood = hostile(
-        "flood",
-        "victim",
-        (0..100_001)
-            .map(|i| {
-                Record::Prediction(Prediction {
-                    id: format!("f{i}"),
-                    timestamp_ms: now,
-                    latency_us: 1,
-                    engine: EngineKind::Cpu,
-                    output: Output::Value(0.0),
-                })
-            })
-            .collect(),
-    );
+    let flood =
+        hostile("flood", "victim", (0..100_001).map(|i| predicted(format!("f{i}"), now, Output::Value(0.0))).collect());
     let (status, reply) = post_batch(&t.http, &url, &t.keys.ingest, &flood, MSGPACK).await;
     assert_eq!(status, 413, "{db}: {reply}");
     assert!(reply["error"]["message"].as_str().unwrap().contains("over the limit of 100000"), "{reply}");
