@@ -164,7 +164,9 @@ async fn the_demo_catches_drift_a_broken_feed_and_a_concept_shift_and_stores_eve
         let stored = api.predictions(model).await;
         let sent = &sent["models"][model];
         let ids: Vec<&str> = sent["predictions"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-        assert!(ids.len() > 500, "{model}: only {} predictions sent", ids.len());
+        // The page predicts 10 times a second: the clean phase alone sends 300. How long the
+        // drift phase runs depends on how soon the alerts fire, so no more is asked.
+        assert!(ids.len() > 250, "{model}: only {} predictions sent", ids.len());
         assert_eq!(stored.len(), ids.len(), "{model}: {} stored, {} sent", stored.len(), ids.len());
         for id in &ids {
             assert!(stored.contains_key(*id), "{model}: prediction {id} was sent and not stored");
