@@ -178,10 +178,9 @@ async fn infer(
 ) -> Result<Response, Refusal> {
     let served = find(&host, &path)?;
     let Ok(reading) = host.bodies.clone().try_acquire_owned() else {
-        let slots = host.bodies.available_permits();
         return Err(Refusal(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("as many inference requests as the pool holds are being read ({slots} free); retry later"),
+            "as many inference requests as the pool holds are being read; retry later".to_owned(),
         ));
     };
     // Over `limits.max_body_bytes` (413), unreadable, or trickling in past the inference
