@@ -52,12 +52,13 @@ fn cost(model: &Model, args: &Args, backend: BackendChoice) -> Result<Cost, Stri
 
 pub fn main(args: Args) -> Result<ExitCode> {
     let model = load_model(&args.model)?;
-    let engines: Vec<(&str, Result<String, String>)> = [("cpu", BackendChoice::Cpu), ("gpu", BackendChoice::Gpu)]
+    let choices = [("cpu", BackendChoice::Cpu), ("gpu", BackendChoice::Gpu), ("wonnx", BackendChoice::Wonnx)];
+    let engines: Vec<(&str, Result<String, String>)> = choices
         .into_iter()
         .map(|(name, backend)| {
             let options = args.session.options(backend, Default::default());
             let verdict = match pollster::block_on(Session::new(&model, &options)) {
-                Ok(session) => Ok(session.report().adapter.clone().filter(|_| name == "gpu").unwrap_or_default()),
+                Ok(session) => Ok(session.report().adapter.clone().filter(|_| name != "cpu").unwrap_or_default()),
                 Err(error) => Err(error.to_string()),
             };
             (name, verdict)

@@ -12,6 +12,7 @@ pub enum Backend {
     Auto,
     Gpu,
     Cpu,
+    Wonnx,
 }
 
 impl From<Backend> for BackendChoice {
@@ -20,13 +21,15 @@ impl From<Backend> for BackendChoice {
             Backend::Auto => BackendChoice::Auto,
             Backend::Gpu => BackendChoice::Gpu,
             Backend::Cpu => BackendChoice::Cpu,
+            Backend::Wonnx => BackendChoice::Wonnx,
         }
     }
 }
 
 #[derive(Debug, clap::Args)]
 pub struct SessionArgs {
-    /// Engine: auto (a hardware GPU where the gate passes, else the CPU), gpu (any adapter), or cpu.
+    /// Engine: auto (a hardware GPU where the gate passes, else the CPU), gpu (our GPU engine, any
+    /// adapter), cpu, or wonnx (the second GPU engine, only when asked for).
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: Backend,
     /// Fix a free dim, e.g. `--dim N=8` (as onnxruntime's freeDimensionOverrides).
@@ -89,7 +92,7 @@ pub fn parse_input(text: &str) -> Result<InputArg> {
 /// One line saying which engine runs and why others were refused.
 pub fn engine_line(report: &EngineReport) -> String {
     let mut line = format!("engine: {}", report.engine);
-    if let Some(adapter) = report.adapter.as_ref().filter(|_| report.engine == Engine::Gpu) {
+    if let Some(adapter) = report.adapter.as_ref().filter(|_| report.engine != Engine::Cpu) {
         line += &format!(" on {adapter}");
     }
     for (engine, reason) in &report.refused {

@@ -41,7 +41,7 @@ impl Served {
         let started = tokio::time::Instant::now();
         match pool.run(self.session.clone(), inputs).await {
             Ok(outputs) => {
-                let gpu = self.session.engine() == runtime::Engine::Gpu;
+                let gpu = self.session.engine() != runtime::Engine::Cpu;
                 let prediction_ids =
                     self.recording.as_ref().map(|r| r.run(&recorded_inputs, &outputs, started.elapsed(), gpu));
                 Ok(Inferred { outputs, prediction_ids })

@@ -13,8 +13,10 @@ use crate::{Result, Tensor};
 pub enum Engine {
     /// tract, on the CPU: always available.
     Cpu,
-    /// wonnx, on a GPU through wgpu: only behind the gate.
+    /// Our GPU engine (crate `gpu`, wgpu 30): only behind the gate.
     Gpu,
+    /// wonnx (wgpu 0.16), the second GPU engine: only behind the gate.
+    Wonnx,
 }
 
 impl fmt::Display for Engine {
@@ -22,6 +24,7 @@ impl fmt::Display for Engine {
         f.write_str(match self {
             Engine::Cpu => "cpu",
             Engine::Gpu => "gpu",
+            Engine::Wonnx => "wonnx",
         })
     }
 }
@@ -31,7 +34,7 @@ impl fmt::Display for Engine {
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Refusal {
-    /// The runtime was built without the GPU engine.
+    /// The runtime was built without this GPU engine.
     NotBuilt,
     NoAdapter,
     /// `Auto` skips software adapters (lavapipe, SwiftShader): they are slower than the CPU engine.
@@ -86,7 +89,9 @@ pub enum Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Refusal::NotBuilt => f.write_str("this build has no GPU engine (cargo feature `gpu` is off)"),
+            Refusal::NotBuilt => {
+                f.write_str("this build does not have this GPU engine (cargo features `gpu` and `wonnx`)")
+            }
             Refusal::NoAdapter => f.write_str("no GPU adapter was found"),
             Refusal::SoftwareAdapter { adapter } => {
                 write!(f, "the only adapter, {adapter}, is a software rasteriser, slower than the CPU engine")

@@ -1,10 +1,11 @@
 //! The Sextant core runtime: load an ONNX model, run it on the best engine that is proven right for it.
 //!
-//! Two engines sit behind one [`Session`]: tract on the CPU, always available, and wonnx on the GPU
-//! (WebGPU in browsers, Vulkan/Metal/DX12 natively; feature `gpu`). wonnx is known to return silently
-//! wrong numbers and to panic on some graphs, so it only runs a model after a gate (adapter probe,
-//! shape preparation, an op allowlist and a probe run compared with the CPU engine) has passed. A model
-//! the gate refuses runs on the CPU, and [`Session::report`] says why.
+//! Engines sit behind one [`Session`]: tract on the CPU, always available; our GPU engine (crate
+//! `gpu`: tract's typed graph compiled to WGSL on wgpu 30; Vulkan/Metal/DX12 natively, feature
+//! `gpu`); and wonnx (feature `wonnx`), natively only when asked for, and the page's GPU engine
+//! until ours has a web path. No GPU result leaves a session before the gate (adapter, the
+//! engine's op table, a probe run compared with the CPU engine) has passed. A model the gate
+//! refuses runs on the CPU, and [`Session::report`] says why.
 //!
 //! This crate does no IO: no files, sockets, environment, threads or clocks. It takes bytes and tensors
 //! and returns tensors, so it builds for `wasm32-unknown-unknown` and `wasm32-wasip2` as well as
@@ -15,7 +16,9 @@ mod compare;
 mod cpu;
 mod error;
 mod formats;
-#[cfg(feature = "gpu")]
+#[cfg(any(feature = "gpu", feature = "wonnx"))]
+mod gate;
+#[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
 mod gpu;
 mod inputs;
 mod model;
@@ -23,6 +26,8 @@ mod session;
 mod tensor;
 mod tensor_proto;
 mod unwind;
+#[cfg(feature = "wonnx")]
+mod wonnx;
 
 pub use backend::{Engine, EngineReport, Refusal};
 pub use compare::{Comparison, Tolerance, compare};

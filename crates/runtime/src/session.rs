@@ -18,6 +18,8 @@ pub enum BackendChoice {
     /// The GPU or an error saying why not.
     Gpu,
     Cpu,
+    /// wonnx, the second GPU engine, or an error saying why not.
+    Wonnx,
 }
 
 /// How to build a [`Session`].
@@ -27,13 +29,13 @@ pub struct SessionOptions {
     /// Values for free dims, by name (as onnxruntime's `freeDimensionOverrides`).
     pub dims: BTreeMap<String, u64>,
     /// Run the GPU engine once at creation and compare with the CPU engine. Turning it off lets
-    /// unproven GPU results out; only the op allowlist then stands between the caller and wonnx.
+    /// unproven GPU results out; only the engine's op table then stands between the caller and it.
     pub gpu_probe: bool,
     /// How close the GPU probe must come to the CPU engine.
     pub probe_tolerance: Tolerance,
     /// What the caller knows of the GPU adapter where the graphics API cannot say: browsers hide
-    /// the adapter from wgpu 0.16, so the browser package reads `GPUAdapter.info` itself. Used
-    /// only when the adapter wgpu found has no name.
+    /// the adapter from wgpu 0.16 (wonnx's), so the browser package reads `GPUAdapter.info`
+    /// itself. Used only when the adapter wgpu found has no name.
     pub adapter_hint: Option<AdapterHint>,
 }
 
@@ -81,15 +83,18 @@ impl Session {
         let cpu_refused = |reason| Error::EngineRefused { engine: Engine::Cpu, reason };
         let (backend, report): (Box<dyn Backend>, EngineReport) = match options.backend {
             BackendChoice::Cpu => (Box::new(cpu.map_err(cpu_refused)?), cpu_report(Vec::new(), None)),
-            BackendChoice::Gpu | BackendChoice::Auto => match gpu_session(&model, cpu.as_ref(), options).await {
-                Ok(gpu) => gpu,
-                Err((reason, _)) if options.backend == BackendChoice::Gpu => {
-                    return Err(Error::EngineRefused { engine: Engine::Gpu, reason });
+            choice => {
+                let engine = if choice == BackendChoice::Wonnx { Engine::Wonnx } else { DEFAULT_GPU };
+                match gpu_session(engine, &model, cpu.as_ref(), options).await {
+                    Ok(gpu) => gpu,
+                    Err((reason, _)) if choice != BackendChoice::Auto => {
+                        return Err(Error::EngineRefused { engine, reason });
+                    }
+                    Err((reason, adapter)) => {
+                        (Box::new(cpu.map_err(cpu_refused)?), cpu_report(vec![(engine, reason)], adapter))
+                    }
                 }
-                Err((reason, adapter)) => {
-                    (Box::new(cpu.map_err(cpu_refused)?), cpu_report(vec![(Engine::Gpu, reason)], adapter))
-                }
-            },
+            }
         };
         Ok(Session { backend, inputs: model.inputs().to_vec(), outputs: model.outputs().to_vec(), report })
     }
@@ -128,17 +133,37 @@ fn cpu_report(refused: Vec<(Engine, Refusal)>, adapter: Option<String>) -> Engin
 
 type GpuAttempt = std::result::Result<(Box<dyn Backend>, EngineReport), (Refusal, Option<String>)>;
 
-#[cfg(feature = "gpu")]
-async fn gpu_session(model: &Model, reference: Result<&CpuEngine, &Refusal>, options: &SessionOptions) -> GpuAttempt {
-    let gated = crate::gpu::gate(model, reference, options).await?;
-    let report =
-        EngineReport { engine: Engine::Gpu, adapter: Some(gated.adapter), refused: Vec::new(), probe: gated.probe };
-    Ok((Box::new(gated.engine), report))
+/// The GPU engine `Auto` and `Gpu` mean: ours, except in wasm32, where it has no web path yet.
+const DEFAULT_GPU: Engine = if cfg!(target_arch = "wasm32") { Engine::Wonnx } else { Engine::Gpu };
+
+async fn gpu_session(
+    engine: Engine,
+    model: &Model,
+    reference: Result<&CpuEngine, &Refusal>,
+    options: &SessionOptions,
+) -> GpuAttempt {
+    match engine {
+        #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
+        Engine::Gpu => {
+            let opened = crate::gpu::open(model, options).await?;
+            gated(engine, crate::gate::prove(model, opened, reference, options).await?)
+        }
+        #[cfg(feature = "wonnx")]
+        Engine::Wonnx => {
+            let opened = crate::wonnx::open(model, options).await?;
+            gated(engine, crate::gate::prove(model, opened, reference, options).await?)
+        }
+        _ => {
+            let _ = (model, reference, options);
+            Err((Refusal::NotBuilt, None))
+        }
+    }
 }
 
-#[cfg(not(feature = "gpu"))]
-async fn gpu_session(_: &Model, _: Result<&CpuEngine, &Refusal>, _: &SessionOptions) -> GpuAttempt {
-    Err((Refusal::NotBuilt, None))
+#[cfg(any(feature = "gpu", feature = "wonnx"))]
+fn gated<E: Backend + 'static>(engine: Engine, gated: crate::gate::Gated<E>) -> GpuAttempt {
+    let report = EngineReport { engine, adapter: Some(gated.adapter), refused: Vec::new(), probe: gated.probe };
+    Ok((Box::new(gated.engine), report))
 }
 
 /// Orders `inputs` as the signature does and checks names, dtypes, ranks and dims; a free dim

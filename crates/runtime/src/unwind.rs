@@ -9,7 +9,7 @@
 #[derive(Debug)]
 pub(crate) struct Panic(pub String);
 
-#[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
+#[cfg(all(any(feature = "gpu", feature = "wonnx"), not(target_arch = "wasm32")))]
 pub(crate) async fn guarded<T>(future: impl std::future::Future<Output = T>) -> Result<T, Panic> {
     use std::panic::{AssertUnwindSafe, catch_unwind};
     use std::pin::pin;
@@ -28,7 +28,7 @@ pub(crate) async fn guarded<T>(future: impl std::future::Future<Output = T>) -> 
     .await
 }
 
-#[cfg(all(feature = "gpu", target_arch = "wasm32"))]
+#[cfg(all(feature = "wonnx", target_arch = "wasm32"))]
 pub(crate) async fn guarded<T>(future: impl std::future::Future<Output = T>) -> Result<T, Panic> {
     Ok(future.await)
 }

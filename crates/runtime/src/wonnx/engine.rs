@@ -7,28 +7,24 @@ use wonnx::utils::{InputTensor, OutputTensor};
 
 use super::prepare::Prepared;
 use crate::backend::{Backend, Engine, LocalBoxFuture, Refusal};
+use crate::gate::Candidate;
 use crate::unwind::{Panic, guarded};
 use crate::{Error, Result, Tensor, TensorData};
 
-pub(crate) struct GpuEngine {
+pub(crate) struct WonnxEngine {
     session: wonnx::Session,
     inputs: Vec<String>,
     /// Output names and the shapes shape inference fixed for them (wonnx returns flat buffers).
     outputs: Vec<(String, Vec<usize>)>,
 }
 
-impl GpuEngine {
-    pub(crate) async fn new(prepared: Prepared) -> Result<GpuEngine, Refusal> {
+impl WonnxEngine {
+    pub(crate) async fn new(prepared: Prepared) -> Result<WonnxEngine, Refusal> {
         let session = guarded(wonnx::Session::from_bytes(&prepared.bytes))
             .await
             .map_err(panicked)?
             .map_err(|e| Refusal::Failed { message: format!("wonnx cannot compile this model: {e}") })?;
-        Ok(GpuEngine { session, inputs: prepared.inputs, outputs: prepared.outputs })
-    }
-
-    /// Runs, turning a panic into a refusal: used by the probe, where the engine is not yet trusted.
-    pub(crate) async fn run_guarded(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, Refusal> {
-        guarded(self.run_inner(inputs)).await.map_err(panicked)?.map_err(|e| Refusal::Failed { message: e.to_string() })
+        Ok(WonnxEngine { session, inputs: prepared.inputs, outputs: prepared.outputs })
     }
 
     async fn run_inner(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
@@ -55,7 +51,13 @@ impl GpuEngine {
     }
 }
 
-impl Backend for GpuEngine {
+impl Candidate for WonnxEngine {
+    async fn run_guarded(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, Refusal> {
+        guarded(self.run_inner(inputs)).await.map_err(panicked)?.map_err(|e| Refusal::Failed { message: e.to_string() })
+    }
+}
+
+impl Backend for WonnxEngine {
     fn run<'a>(&'a self, inputs: Vec<Tensor>) -> LocalBoxFuture<'a, Result<Vec<Tensor>>> {
         Box::pin(async move {
             // The probe passed, yet the guard stays: a panic on other data must not take the process down.
@@ -69,7 +71,7 @@ fn panicked(Panic(message): Panic) -> Refusal {
 }
 
 fn gpu_error(message: String) -> Error {
-    Error::Engine { engine: Engine::Gpu, message }
+    Error::Engine { engine: Engine::Wonnx, message }
 }
 
 fn kind(tensor: &OutputTensor) -> &'static str {

@@ -11,7 +11,8 @@ use tract_onnx::prelude::{DatumType, Framework, InferenceModelExt, OutletId};
 
 use super::rules;
 use crate::backend::Refusal;
-use crate::model::{Dim, Model, ValueInfo, node_name};
+use crate::gate::{check_inputs, fixed_shape};
+use crate::model::{Model, node_name};
 use crate::tensor::DType;
 
 /// A model wonnx can compile, and how to read its results.
@@ -21,20 +22,6 @@ pub(crate) struct Prepared {
     pub outputs: Vec<(String, Vec<usize>)>,
 }
 
-/// The input's shape when every dim is fixed; the GPU engine needs that.
-fn fixed_shape(input: &ValueInfo) -> Result<Vec<usize>, Refusal> {
-    let Some(dims) = &input.shape else {
-        return Err(Refusal::FreeDim { input: input.name.clone(), dim: "(rank)".to_owned() });
-    };
-    dims.iter()
-        .map(|d| match d {
-            Dim::Fixed(v) => Ok(*v as usize),
-            Dim::Symbolic(name) => Err(Refusal::FreeDim { input: input.name.clone(), dim: name.clone() }),
-            Dim::Unknown => Err(Refusal::FreeDim { input: input.name.clone(), dim: "?".to_owned() }),
-        })
-        .collect()
-}
-
 /// A tensor's inferred element type and shape.
 pub(crate) struct Fact {
     pub datum_type: DatumType,
@@ -42,12 +29,7 @@ pub(crate) struct Fact {
 }
 
 pub(crate) fn prepare(model: &Model) -> Result<Prepared, Refusal> {
-    for input in model.inputs() {
-        if input.dtype != Some(DType::F32) {
-            return Err(Refusal::UnsupportedDType { tensor: input.name.clone(), dtype: input.type_name.clone() });
-        }
-        fixed_shape(input)?;
-    }
+    check_inputs(model)?;
     let mut proto = model.proto().clone();
     constants_to_initializers(graph_mut(&mut proto)?);
     let mut facts = infer_shapes(&proto)?;

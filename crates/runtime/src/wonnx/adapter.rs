@@ -18,20 +18,22 @@ pub(crate) struct Adapter {
 /// from panicking. The selection mirrors wonnx's own (`WGPU_BACKEND` and `WGPU_ADAPTER_NAME` are
 /// read by wgpu's helpers exactly as wonnx reads them) so the probe answers for the adapter wonnx uses.
 pub(crate) async fn probe() -> Result<Adapter, Refusal> {
-    let backends = wgpu::util::backend_bits_from_env().unwrap_or(wgpu::Backends::PRIMARY);
-    let instance =
-        wgpu::Instance::new(wgpu::InstanceDescriptor { backends, dx12_shader_compiler: wgpu::Dx12Compiler::Fxc });
-    let adapter = wgpu::util::initialize_adapter_from_env_or_default(&instance, backends, None)
+    let backends = wgpu_wonnx::util::backend_bits_from_env().unwrap_or(wgpu_wonnx::Backends::PRIMARY);
+    let instance = wgpu_wonnx::Instance::new(wgpu_wonnx::InstanceDescriptor {
+        backends,
+        dx12_shader_compiler: wgpu_wonnx::Dx12Compiler::Fxc,
+    });
+    let adapter = wgpu_wonnx::util::initialize_adapter_from_env_or_default(&instance, backends, None)
         .await
         .ok_or(Refusal::NoAdapter)?;
     let info = adapter.get_info();
     adapter
-        .request_device(&wgpu::DeviceDescriptor::default(), None)
+        .request_device(&wgpu_wonnx::DeviceDescriptor::default(), None)
         .await
         .map_err(|e| Refusal::Device { message: e.to_string() })?;
     Ok(Adapter {
         description: format!("{} ({:?})", info.name, info.backend),
-        software: info.device_type == wgpu::DeviceType::Cpu,
+        software: info.device_type == wgpu_wonnx::DeviceType::Cpu,
         anonymous: info.name.is_empty(),
     })
 }

@@ -1,0 +1,279 @@
+//! A compiled program: pipelines built once, memory planned once, one submission per run.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::device::Gpu;
+use crate::error::{Error, Result};
+use crate::plan::{BufId, Builder, Role};
+
+/// A graph compiled for one device. Runs are serialised: they share the program's buffers.
+#[derive(Debug)]
+pub struct Program {
+    gpu: Gpu,
+    steps: Vec<Step>,
+    /// Physical buffers, and the one holding each logical buffer.
+    inputs: Vec<(wgpu::Buffer, usize)>,
+    outputs: Vec<Output>,
+    running: Mutex<()>,
+}
+
+#[derive(Debug)]
+struct Step {
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    groups: [u32; 3],
+}
+
+#[derive(Debug)]
+struct Output {
+    source: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    shape: Vec<usize>,
+}
+
+impl Program {
+    pub(crate) async fn new(
+        gpu: &Gpu,
+        plan: Builder,
+        inputs: Vec<(BufId, usize)>,
+        outputs: Vec<(BufId, Vec<usize>)>,
+    ) -> Result<Program> {
+        let device = &gpu.device;
+        let physical = allocate(gpu, &plan, &outputs.iter().map(|(b, _)| *b).collect::<Vec<_>>()).await?;
+        let mut pipelines: HashMap<&str, wgpu::ComputePipeline> = HashMap::new();
+        let mut steps = Vec::with_capacity(plan.dispatches.len());
+        for dispatch in &plan.dispatches {
+            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let pipeline = match pipelines.get(dispatch.shader.as_str()) {
+                Some(p) => p.clone(),
+                None => {
+                    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(&dispatch.node),
+                        source: wgpu::ShaderSource::Wgsl(dispatch.shader.as_str().into()),
+                    });
+                    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        label: Some(&dispatch.node),
+                        layout: None,
+                        module: &module,
+                        entry_point: Some("main"),
+                        compilation_options: Default::default(),
+                        cache: None,
+                    });
+                    pipelines.insert(&dispatch.shader, pipeline.clone());
+                    pipeline
+                }
+            };
+            let entries: Vec<wgpu::BindGroupEntry<'_>> = dispatch
+                .bindings
+                .iter()
+                .enumerate()
+                .map(|(ix, &buf)| wgpu::BindGroupEntry {
+                    binding: ix as u32,
+                    resource: physical[buf].as_entire_binding(),
+                })
+                .collect();
+            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&dispatch.node),
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            });
+            if let Some(error) = scope.pop().await {
+                return Err(Error::Rejected { node: dispatch.node.clone(), message: error.to_string() });
+            }
+            steps.push(Step { pipeline, bind_group, groups: dispatch.groups });
+        }
+        let inputs = inputs.into_iter().map(|(buf, len)| (physical[buf].clone(), len)).collect();
+        let outputs = outputs
+            .into_iter()
+            .map(|(buf, shape)| {
+                let staging = device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("readback"),
+                    size: plan.buffers[buf].bytes,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                Output { source: physical[buf].clone(), staging, shape }
+            })
+            .collect();
+        Ok(Program { gpu: gpu.clone(), steps, inputs, outputs, running: Mutex::new(()) })
+    }
+
+    /// The shapes of the outputs, in order.
+    pub fn output_shapes(&self) -> impl Iterator<Item = &[usize]> {
+        self.outputs.iter().map(|o| o.shape.as_slice())
+    }
+
+    /// The number of kernel launches per run.
+    pub fn dispatches(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Runs on `inputs` (flat, in the graph's input order); returns the outputs, flat, in order.
+    pub async fn run(&self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+        if inputs.len() != self.inputs.len() {
+            return Err(Error::Input {
+                index: inputs.len(),
+                expected: format!("{} inputs", self.inputs.len()),
+                actual: format!("{} inputs", inputs.len()),
+            });
+        }
+        for (index, (values, (_, len))) in inputs.iter().zip(&self.inputs).enumerate() {
+            if values.len() != *len {
+                return Err(Error::Input {
+                    index,
+                    expected: format!("{len} elements"),
+                    actual: format!("{} elements", values.len()),
+                });
+            }
+        }
+        // The lock covers the GPU work, not the wait for its errors: a future holding it would not
+        // be `Send`. A run poisoned by a panic left nothing half-written that the next run reads.
+        let (results, errors) = {
+            let _running = self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            self.execute(inputs)
+        };
+        if let Some(error) = errors.await {
+            return Err(Error::Run(error.to_string()));
+        }
+        results
+    }
+
+    /// Uploads, dispatches, waits and reads back; the validation errors come after, from the
+    /// returned future.
+    fn execute(&self, inputs: &[&[f32]]) -> (Result<Vec<Vec<f32>>>, impl Future<Output = Option<wgpu::Error>> + use<>) {
+        let scope = self.gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let results = self.submit(inputs);
+        (results, scope.pop())
+    }
+
+    fn submit(&self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+        let device = &self.gpu.device;
+        let queue = &self.gpu.queue;
+        for (values, (buffer, _)) in inputs.iter().zip(&self.inputs) {
+            if !values.is_empty() {
+                queue.write_buffer(buffer, 0, &to_bytes(values));
+            }
+        }
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("run") });
+        {
+            let mut pass =
+                encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+            for step in &self.steps {
+                pass.set_pipeline(&step.pipeline);
+                pass.set_bind_group(0, &step.bind_group, &[]);
+                let [x, y, z] = step.groups;
+                pass.dispatch_workgroups(x, y, z);
+            }
+        }
+        for output in &self.outputs {
+            encoder.copy_buffer_to_buffer(&output.source, 0, &output.staging, 0, output.staging.size());
+        }
+        let submission = queue.submit([encoder.finish()]);
+        let mapped: Arc<Mutex<Vec<MapSlot>>> = Arc::new(Mutex::new(vec![None; self.outputs.len()]));
+        for (ix, output) in self.outputs.iter().enumerate() {
+            let mapped = mapped.clone();
+            output.staging.map_async(wgpu::MapMode::Read, .., move |result| {
+                if let Ok(mut slots) = mapped.lock() {
+                    slots[ix] = Some(result.map_err(|e| e.to_string()));
+                }
+            });
+        }
+        device
+            .poll(wgpu::PollType::Wait { submission_index: Some(submission), timeout: None })
+            .map_err(|e| Error::Run(e.to_string()))?;
+        let slots = mapped.lock().map_err(|_| Error::Run("a readback callback panicked".into()))?.clone();
+        let mut results = Vec::with_capacity(self.outputs.len());
+        for (output, slot) in self.outputs.iter().zip(slots) {
+            match slot {
+                Some(Ok(())) => {}
+                Some(Err(e)) => return Err(Error::Run(format!("reading an output back: {e}"))),
+                None => return Err(Error::Run("an output was not mapped after the GPU finished".into())),
+            }
+            let len: usize = output.shape.iter().product();
+            let values = {
+                let view = output.staging.get_mapped_range(..).map_err(|e| Error::Run(e.to_string()))?;
+                from_bytes(&view, len)
+            };
+            output.staging.unmap();
+            results.push(values);
+        }
+        Ok(results)
+    }
+}
+
+/// An output's readback: `None` until its map callback ran, then the callback's result.
+type MapSlot = Option<std::result::Result<(), String>>;
+
+/// Physical buffers for the logical ones: inputs, constants and outputs get their own;
+/// intermediates share, each taking a free buffer at its first write and giving it back after
+/// its last read (best fit by size).
+async fn allocate(gpu: &Gpu, plan: &Builder, outputs: &[BufId]) -> Result<Vec<wgpu::Buffer>> {
+    let device = &gpu.device;
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let mut last_use = vec![None; plan.buffers.len()];
+    for (step, dispatch) in plan.dispatches.iter().enumerate() {
+        for &buf in &dispatch.bindings {
+            last_use[buf] = Some(step);
+        }
+    }
+    let create = |bytes: u64| {
+        device.create_buffer(&wgpu::BufferDescriptor { label: None, size: bytes, usage, mapped_at_creation: false })
+    };
+    let mut physical: Vec<Option<wgpu::Buffer>> = vec![None; plan.buffers.len()];
+    for (ix, buffer) in plan.buffers.iter().enumerate() {
+        match &buffer.role {
+            Role::Input => physical[ix] = Some(create(buffer.bytes)),
+            Role::Const(values) => {
+                let b = create(buffer.bytes);
+                if !values.is_empty() {
+                    gpu.queue.write_buffer(&b, 0, &to_bytes(values));
+                }
+                physical[ix] = Some(b);
+            }
+            Role::Temp if outputs.contains(&ix) || last_use[ix].is_none() => physical[ix] = Some(create(buffer.bytes)),
+            Role::Temp => {}
+        }
+    }
+    let mut free: Vec<wgpu::Buffer> = Vec::new();
+    for (step, dispatch) in plan.dispatches.iter().enumerate() {
+        for &buf in &dispatch.bindings {
+            if physical[buf].is_none() {
+                let bytes = plan.buffers[buf].bytes;
+                let best = free
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, b)| b.size() >= bytes)
+                    .min_by_key(|(_, b)| b.size())
+                    .map(|(i, _)| i);
+                physical[buf] = Some(match best {
+                    Some(i) => free.swap_remove(i),
+                    None => create(bytes),
+                });
+            }
+        }
+        for &buf in &dispatch.bindings {
+            let pooled = matches!(plan.buffers[buf].role, Role::Temp) && !outputs.contains(&buf);
+            if pooled
+                && last_use[buf] == Some(step)
+                && !free.iter().any(|b| Some(b) == physical[buf].as_ref())
+                && let Some(b) = physical[buf].clone()
+            {
+                free.push(b);
+            }
+        }
+    }
+    if let Some(error) = scope.pop().await {
+        return Err(Error::Device(format!("allocating the program's buffers: {error}")));
+    }
+    physical.into_iter().map(|b| b.ok_or_else(|| Error::Run("a buffer was never placed".into()))).collect()
+}
+
+fn to_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn from_bytes(bytes: &[u8], len: usize) -> Vec<f32> {
+    bytes.chunks_exact(4).take(len).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}

@@ -1,0 +1,95 @@
+//! Direct convolution, NCHW input and OIHW kernel, one thread per output element: correct for
+//! every stride, dilation, padding and group count (1-D convolutions run as H = 1).
+
+use std::fmt::Write;
+
+use super::{bindings, element_main, groups, literal};
+use crate::error::Result;
+use crate::plan::{Builder, Val};
+
+/// The geometry of a 2-D window over an NCHW input.
+#[derive(Debug, Clone)]
+pub(crate) struct Window {
+    pub kernel: [usize; 2],
+    pub strides: [usize; 2],
+    pub dilations: [usize; 2],
+    /// Padding before and after each spatial axis.
+    pub pad: [usize; 2],
+    pub pad_after: [usize; 2],
+    /// Input and output spatial sizes.
+    pub input: [usize; 2],
+    pub output: [usize; 2],
+}
+
+impl Window {
+    /// WGSL that loops `ky`, `kx` over the window of output (`oy`, `ox`), skipping positions outside
+    /// the input, with `iy`, `ix` in scope for `body`.
+    pub fn each(&self, body: &str) -> String {
+        let [kh, kw] = self.kernel;
+        let [sy, sx] = self.strides;
+        let [dy, dx] = self.dilations;
+        let [py, px] = self.pad;
+        let [ih, iw] = self.input;
+        format!(
+            "for (var ky = 0u; ky < {kh}u; ky++) {{\n\
+             let iy = i32(oy * {sy}u + ky * {dy}u) - {py};\n\
+             if (iy < 0 || iy >= {ih}) {{ continue; }}\n\
+             for (var kx = 0u; kx < {kw}u; kx++) {{\n\
+             let ix = i32(ox * {sx}u + kx * {dx}u) - {px};\n\
+             if (ix < 0 || ix >= {iw}) {{ continue; }}\n\
+             {body}\n}}\n}}\n"
+        )
+    }
+}
+
+/// `out[n, co, oy, ox] = bias[co] + Σ x[n, g·cin + ci, iy, ix] · w[co, ci, ky, kx]`.
+pub(crate) fn emit(
+    b: &mut Builder,
+    x: &mut Val,
+    w: &mut Val,
+    bias: &mut Val,
+    window: &Window,
+    group: usize,
+    out_shape: Vec<usize>,
+) -> Result<Val> {
+    let (n, ci) = (x.shape[0], x.shape[1]);
+    let co = w.shape[0];
+    let (cipg, copg) = (ci / group, co / group);
+    let [oh, ow] = window.output;
+    let [ih, iw] = window.input;
+    let [kh, kw] = window.kernel;
+    let out = b.temp(out_shape)?;
+    let mut bound = vec![b.bind(x)?, b.bind(w)?];
+    let bias_expr = match bias.scalar() {
+        Some(v) if v.is_finite() => literal(v),
+        _ if bias.len() == co => {
+            bound.push(b.bind(bias)?);
+            "in2[co]".to_owned()
+        }
+        _ => return Err(b.unsupported("Conv", format!("bias of shape {:?} for {co} output channels", bias.shape))),
+    };
+    let inputs = bound.len();
+    bound.push(b.bind(&mut out.clone())?);
+    let total = n * co * oh * ow;
+    let mut s = bindings(inputs);
+    s.push_str(&element_main(total));
+    let _ = writeln!(
+        s,
+        "let ox = i % {ow}u; let oy = (i / {ow}u) % {oh}u; let co = (i / {}u) % {co}u; let b = i / {}u;\n\
+         let g = co / {copg}u;\nvar acc = {bias_expr};\n\
+         for (var c = 0u; c < {cipg}u; c++) {{\n\
+         let xbase = (b * {ci}u + g * {cipg}u + c) * {};\n\
+         let wbase = (co * {cipg}u + c) * {};",
+        oh * ow,
+        co * oh * ow,
+        ih * iw,
+        kh * kw
+    );
+    s.push_str(
+        &window.each(&format!("acc = fma(in0[xbase + u32(iy) * {iw}u + u32(ix)], in1[wbase + ky * {kw}u + kx], acc);")),
+    );
+    s.push_str("}\nout[i] = acc;\n}\n");
+    let groups = groups(total as u64, &b.node)?;
+    b.dispatch(s, bound, groups);
+    Ok(out)
+}

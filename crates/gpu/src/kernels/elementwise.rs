@@ -1,0 +1,83 @@
+//! Element-wise kernels over operands broadcast to one output shape.
+
+use std::fmt::Write;
+
+use super::{bindings, broadcast_strides, coords, element_main, groups, literal, offset};
+use crate::error::Result;
+use crate::plan::{Builder, Val};
+
+/// Appends a kernel computing `expr` (over `v0`, `v1`, … — one per input) for every element of
+/// the inputs broadcast together. One-element constants are baked in as literals.
+pub(crate) fn emit(b: &mut Builder, inputs: &mut [Val], expr: &str) -> Result<Val> {
+    let rank = inputs.iter().map(|v| v.shape.len()).max().unwrap_or(0);
+    let mut shape = vec![1usize; rank];
+    for v in inputs.iter() {
+        let lead = rank - v.shape.len();
+        for (d, &dim) in v.shape.iter().enumerate() {
+            let out = &mut shape[lead + d];
+            if *out == 1 {
+                *out = dim;
+            } else if dim != 1 && dim != *out {
+                let shapes: Vec<_> = inputs.iter().map(|v| format!("{:?}", v.shape)).collect();
+                return Err(b.unsupported("broadcast", format!("shapes {} do not broadcast", shapes.join(" and "))));
+            }
+        }
+    }
+    let out = b.temp(shape.clone())?;
+    let n = out.len();
+    let mut bound = Vec::new();
+    let mut body = String::new();
+    let needs_coords = inputs.iter().any(|v| baked(v).is_none() && v.shape != shape);
+    if needs_coords {
+        body.push_str(&coords("i", &shape, "c"));
+    }
+    for (k, v) in inputs.iter_mut().enumerate() {
+        if let Some(value) = baked(v) {
+            let _ = writeln!(body, "let v{k} = {};", literal(value));
+            continue;
+        }
+        let slot = bound.len();
+        bound.push(b.bind(v)?);
+        let index =
+            if v.shape == shape { "i".to_owned() } else { offset(0, "c", &broadcast_strides(&v.shape, &shape)) };
+        let _ = writeln!(body, "let v{k} = in{slot}[{index}];");
+    }
+    let out_buf = b.bind(&mut out.clone())?;
+    bound.push(out_buf);
+    let shader = format!("{HELPERS}{}{}{body}out[i] = {expr};\n}}\n", bindings(bound.len() - 1), element_main(n));
+    let groups = groups(n as u64, &b.node)?;
+    b.dispatch(shader, bound, groups);
+    Ok(out)
+}
+
+/// A one-element constant that can be written as a WGSL literal (WGSL refuses non-finite ones).
+fn baked(v: &Val) -> Option<f32> {
+    v.scalar().filter(|x| x.is_finite())
+}
+
+/// Functions the expressions may call, where WGSL's built-ins are undefined or imprecise.
+const HELPERS: &str = "
+fn erf_(x: f32) -> f32 {
+    // Abramowitz and Stegun 7.1.26: |error| < 1.5e-7.
+    let t = 1.0 / (1.0 + 0.3275911 * abs(x));
+    let p = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    return sign(x) * (1.0 - p * exp(-x * x));
+}
+fn tanh_(x: f32) -> f32 {
+    // Some drivers overflow tanh's exponentials to NaN beyond |x| ~ 44; it is ±1 in f32 from 9.
+    return tanh(clamp(x, -15.0, 15.0));
+}
+fn sigmoid_(x: f32) -> f32 {
+    return 1.0 / (1.0 + exp(-x));
+}
+fn pow_(a: f32, b: f32) -> f32 {
+    // WGSL's pow is undefined for a <= 0; ONNX's follows C's powf there.
+    // Non-finite values come from runtime arithmetic: WGSL refuses them in constant expressions.
+    if (b == 0.0) { return 1.0; }
+    if (a == 0.0) { return select(1.0 / a, 0.0, b > 0.0); }
+    let r = pow(abs(a), b);
+    if (a > 0.0) { return r; }
+    if (fract(b) != 0.0) { return sqrt(a); }
+    return select(r, -r, fract(b * 0.5) != 0.0);
+}
+";

@@ -1,0 +1,436 @@
+//! Every translator against tract's own evaluation of the same node, on odd sizes, broadcasting,
+//! strides, dilations, pads and groups. A translator without a passing case fails the suite.
+
+// Tests unwrap: a panic is a failure with a message.
+#![allow(clippy::unwrap_used)]
+
+use tract_core::internal::*;
+use tract_core::ops::array::{MultiBroadcastTo, Pad, PadMode, Slice, TypedConcat};
+use tract_core::ops::change_axes::AxisOp;
+use tract_core::ops::cnn::{Conv, KernelFormat, MaxPool, PaddingSpec, PoolSpec, SumPool};
+use tract_core::ops::einsum::prefix_matmul::PrefixMatMul;
+use tract_core::ops::math;
+use tract_core::ops::nn::{self, DataFormat, Reduce, Reducer, Softmax, SoftmaxKind};
+
+/// A one-node graph (plus constants) and the range its inputs are drawn from.
+struct Case {
+    name: String,
+    /// The translators this case covers.
+    ops: Vec<String>,
+    model: TypedModel,
+    range: (f32, f32),
+}
+
+fn lcg(seed: &mut u64) -> f32 {
+    *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    ((*seed >> 40) as f32) / ((1u64 << 24) as f32)
+}
+
+fn tensor(shape: &[usize], seed: u64, (lo, hi): (f32, f32)) -> Tensor {
+    let mut s = seed;
+    let values: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| lo + (hi - lo) * lcg(&mut s)).collect();
+    Tensor::from_shape(shape, &values).unwrap()
+}
+
+struct Graph {
+    model: TypedModel,
+    seed: u64,
+}
+
+impl Graph {
+    fn new() -> Graph {
+        Graph { model: TypedModel::default(), seed: 1 }
+    }
+    fn input(&mut self, shape: &[usize]) -> OutletId {
+        let name = format!("x{}", self.model.inputs.len());
+        self.model.add_source(name, f32::fact(shape)).unwrap()
+    }
+    fn konst(&mut self, shape: &[usize]) -> OutletId {
+        self.seed += 1;
+        let t = tensor(shape, self.seed * 7919, (-1.0, 1.0));
+        let name = format!("c{}", self.seed);
+        self.model.add_const(name, t).unwrap()
+    }
+    /// A one-element constant of `rank` (tract broadcasts only between equal ranks).
+    fn scalar(&mut self, v: f32, rank: usize) -> OutletId {
+        self.seed += 1;
+        let name = format!("s{}", self.seed);
+        let t = tensor0(v).broadcast_into_rank(rank).unwrap();
+        self.model.add_const(name, t).unwrap()
+    }
+    fn node(mut self, name: &str, op: impl Into<Box<dyn TypedOp>>, inputs: &[OutletId]) -> TypedModel {
+        let out = self.model.wire_node(name, op.into(), inputs).unwrap();
+        self.model.select_output_outlets(&out).unwrap();
+        self.model
+    }
+}
+
+fn case(name: impl Into<String>, ops: &[&str], model: TypedModel) -> Case {
+    Case { name: name.into(), ops: ops.iter().map(|s| s.to_string()).collect(), model, range: (-2.0, 2.0) }
+}
+
+fn unary(name: &str, op: tract_core::ops::element_wise::ElementWiseOp, range: (f32, f32)) -> Case {
+    let mut g = Graph::new();
+    let x = g.input(&[3, 37, 5]);
+    Case { range, ..case(name, &[name], g.node(name, op, &[x])) }
+}
+
+fn binary(name: &str, op: fn() -> tract_core::ops::binary::TypedBinOp) -> Vec<Case> {
+    let shapes: [(&[usize], &[usize]); 3] = [(&[4, 33], &[4, 33]), (&[2, 1, 7], &[1, 5, 1]), (&[1, 1], &[3, 9])];
+    let mut cases: Vec<Case> = shapes
+        .iter()
+        .map(|(a, b)| {
+            let mut g = Graph::new();
+            let (x, y) = (g.input(a), g.input(b));
+            Case { range: (0.25, 2.0), ..case(format!("{name} {a:?} {b:?}"), &[name], g.node(name, op(), &[x, y])) }
+        })
+        .collect();
+    let mut g = Graph::new();
+    let x = g.input(&[6, 5]);
+    let s = g.scalar(1.5, 2);
+    cases.push(Case {
+        range: (-2.0, 2.0),
+        ..case(format!("{name} with a scalar"), &[name], g.node(name, op(), &[x, s]))
+    });
+    cases
+}
+
+fn matmul(ta: bool, tb: bool, tc: bool, (m, k, n): (usize, usize, usize), batch: (&[usize], &[usize])) -> Case {
+    let mut g = Graph::new();
+    let mut a: Vec<usize> = batch.0.to_vec();
+    a.extend(if ta { [k, m] } else { [m, k] });
+    let mut b: Vec<usize> = batch.1.to_vec();
+    b.extend(if tb { [n, k] } else { [k, n] });
+    let x = g.input(&a);
+    let w = g.konst(&b);
+    let op =
+        PrefixMatMul { transpose_a: ta, transpose_b: tb, transpose_c: tc, quantize_output: None, operating_dt: None };
+    case(format!("matmul {a:?}x{b:?} t={ta},{tb},{tc}"), &["PrefixMatMul"], g.node("mm", op, &[x, w]))
+}
+
+fn spec(
+    kernel: &[usize],
+    strides: &[usize],
+    dilations: &[usize],
+    padding: PaddingSpec,
+    ci: usize,
+    co: usize,
+) -> PoolSpec {
+    PoolSpec {
+        data_format: DataFormat::NCHW,
+        kernel_shape: kernel.into(),
+        padding,
+        dilations: Some(dilations.into()),
+        strides: Some(strides.into()),
+        input_channels: ci,
+        output_channels: co,
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // a convolution's knobs, each named by its position at the call
+fn conv(
+    input: &[usize],
+    co: usize,
+    kernel: &[usize],
+    strides: &[usize],
+    dilations: &[usize],
+    padding: PaddingSpec,
+    group: usize,
+    bias: bool,
+) -> Case {
+    let ci = input[1];
+    let mut g = Graph::new();
+    let x = g.input(input);
+    let mut wshape = vec![co, ci / group];
+    wshape.extend(kernel);
+    let w = g.konst(&wshape);
+    let b = if bias { g.konst(&[co]) } else { g.scalar(0.0, 0) };
+    let op = Conv {
+        pool_spec: spec(kernel, strides, dilations, padding, ci, co),
+        kernel_fmt: KernelFormat::OIHW,
+        group,
+        q_params: None,
+    };
+    case(
+        format!("conv {input:?} k{kernel:?} s{strides:?} d{dilations:?} g{group}"),
+        &["Conv"],
+        g.node("conv", op, &[x, w, b]),
+    )
+}
+
+fn cases() -> Vec<Case> {
+    let mut cases = vec![
+        unary("Abs", math::abs(), (-2.0, 2.0)),
+        unary("Neg", math::neg(), (-2.0, 2.0)),
+        unary("Exp", math::exp(), (-5.0, 5.0)),
+        unary("Ln", math::ln(), (0.01, 10.0)),
+        unary("Sqrt", math::sqrt(), (0.0, 10.0)),
+        unary("Rsqrt", math::rsqrt(), (0.01, 10.0)),
+        unary("Recip", math::recip(), (0.1, 10.0)),
+        unary("Floor", math::floor(), (-5.0, 5.0)),
+        unary("Ceil", math::ceil(), (-5.0, 5.0)),
+        unary("RoundHalfToEven", math::round_half_to_even(), (-5.0, 5.0)),
+        unary("Sign", math::sign(), (-2.0, 2.0)),
+        unary("Square", math::square(), (-3.0, 3.0)),
+        unary("Sigmoid", nn::sigmoid(), (-20.0, 20.0)),
+        unary("Tanh", math::tanh(), (-60.0, 60.0)),
+        unary("Erf", math::erf(), (-4.0, 4.0)),
+        unary("HardSwish", nn::hard_swish(), (-5.0, 5.0)),
+        unary("Silu", nn::silu::silu(), (-8.0, 8.0)),
+        unary("GeluExact", nn::gelu_exact::gelu_exact(), (-5.0, 5.0)),
+        unary("GeluApproximate", nn::gelu_approximate::gelu_approximate(false), (-5.0, 5.0)),
+        unary("LeakyRelu", nn::leaky_relu(0.1), (-2.0, 2.0)),
+        unary("PowConst", math::pow_const(3.0), (-2.0, 2.0)),
+    ];
+    for (name, op) in [
+        ("Add", math::add as fn() -> _),
+        ("Sub", math::sub),
+        ("SubF", math::subf),
+        ("Mul", math::mul),
+        ("Div", math::div),
+        ("Max", math::max),
+        ("Min", math::min),
+        ("Pow", math::pow),
+    ] {
+        cases.extend(binary(name, op));
+    }
+    // Views and copies.
+    let mut g = Graph::new();
+    let x = g.input(&[2, 3, 4]);
+    cases.push(case(
+        "reshape",
+        &["Reshape"],
+        g.node("r", AxisOp::Reshape(1, tvec![3.to_dim(), 4.to_dim()], tvec![12.to_dim()]), &[x]),
+    ));
+    let mut g = Graph::new();
+    let x = g.input(&[2, 3]);
+    cases.push(case("add axis", &["AddAxis"], g.node("a", AxisOp::Add(1), &[x])));
+    let mut g = Graph::new();
+    let x = g.input(&[2, 1, 3]);
+    cases.push(case("rm axis", &["RmAxis"], g.node("r", AxisOp::Rm(1), &[x])));
+    let mut g = Graph::new();
+    let x = g.input(&[5, 3]);
+    cases.push(case("identity", &["Identity"], g.node("i", tract_core::ops::identity::Identity, &[x])));
+    let mut g = Graph::new();
+    let x = g.input(&[5, 3]);
+    cases.push(case("cast", &["Cast"], g.node("c", tract_core::ops::cast::cast(f32::datum_type()), &[x])));
+    for (from, to) in [(0, 2), (2, 0), (1, 3), (3, 1)] {
+        let mut g = Graph::new();
+        let x = g.input(&[2, 3, 5, 7]);
+        cases.push(case(format!("move {from}->{to}"), &["MoveAxis"], g.node("m", AxisOp::Move(from, to), &[x])));
+    }
+    for axis in [0, 1, 2] {
+        let mut g = Graph::new();
+        let (x, y) = (g.input(&[2, 3, 4]), g.konst(&[2, 3, 4]));
+        let model = g.node("c", TypedConcat { axis }, &[x, y, x]);
+        cases.push(case(format!("concat axis {axis}"), &["Concat"], model));
+    }
+    let mut g = Graph::new();
+    let x = g.input(&[4, 9, 3]);
+    cases.push(case("slice", &["Slice"], g.node("s", Slice::new(1, 2, 7), &[x])));
+    let mut g = Graph::new();
+    let x = g.input(&[3, 1]);
+    cases.push(case(
+        "broadcast",
+        &["MultiBroadcastTo"],
+        g.node("b", MultiBroadcastTo { shape: tvec![2, 3, 5].into() }, &[x]),
+    ));
+    for mode in [PadMode::Constant(Arc::new(tensor0(0.5f32))), PadMode::Reflect, PadMode::Edge] {
+        let mut g = Graph::new();
+        let x = g.input(&[2, 3, 4]);
+        let label = format!("pad {mode:?}");
+        cases.push(case(label, &["Pad"], g.node("p", Pad { pads: vec![(0, 0), (1, 2), (2, 1)], mode }, &[x])));
+    }
+    // Matrix products: every transposition, sizes off the tile, broadcast batches.
+    for ta in [false, true] {
+        for tb in [false, true] {
+            for tc in [false, true] {
+                cases.push(matmul(ta, tb, tc, (67, 33, 70), (&[], &[])));
+            }
+        }
+    }
+    cases.push(matmul(false, false, false, (1, 130, 10), (&[3], &[3])));
+    cases.push(matmul(false, true, false, (5, 17, 3), (&[2, 1], &[1, 4])));
+    cases.push(matmul(true, false, true, (129, 64, 65), (&[2], &[1])));
+    // Convolutions.
+    let explicit = |b: &[usize], a: &[usize]| PaddingSpec::Explicit(b.into(), a.into());
+    cases.push(conv(&[2, 3, 9, 11], 5, &[3, 3], &[1, 1], &[1, 1], explicit(&[1, 1], &[1, 1]), 1, true));
+    cases.push(conv(&[1, 4, 10, 9], 6, &[3, 2], &[2, 3], &[1, 1], explicit(&[0, 1], &[2, 0]), 2, false));
+    cases.push(conv(&[1, 6, 12, 12], 6, &[3, 3], &[1, 1], &[2, 2], explicit(&[2, 2], &[2, 2]), 6, true));
+    cases.push(conv(&[2, 8, 7, 7], 16, &[1, 1], &[1, 1], &[1, 1], PaddingSpec::Valid, 1, true));
+    cases.push(conv(&[1, 3, 8, 8], 4, &[3, 3], &[2, 2], &[1, 1], PaddingSpec::SameUpper, 1, true));
+    cases.push(conv(&[2, 4, 17], 3, &[5], &[2], &[2], explicit(&[3], &[1]), 1, true));
+    for (axis, stride, modulo) in [(1, 2, 0), (2, 3, 1), (0, 1, 1)] {
+        let mut g = Graph::new();
+        let x = g.input(&[3, 7, 8]);
+        let op = tract_core::ops::downsample::Downsample { axis, stride, modulo };
+        cases.push(case(
+            format!("downsample axis {axis} by {stride} from {modulo}"),
+            &["Downsample"],
+            g.node("d", op, &[x]),
+        ));
+    }
+    // Batch 1 as tract declutters it: no batch axis (CHW).
+    for (op, name) in [
+        (
+            Box::new(Conv {
+                pool_spec: PoolSpec {
+                    data_format: DataFormat::CHW,
+                    ..spec(&[3, 3], &[2, 2], &[1, 1], explicit(&[1, 1], &[1, 1]), 3, 4)
+                },
+                kernel_fmt: KernelFormat::OIHW,
+                group: 1,
+                q_params: None,
+            }) as Box<dyn TypedOp>,
+            "Conv",
+        ),
+        (
+            Box::new(MaxPool {
+                pool_spec: PoolSpec {
+                    data_format: DataFormat::CHW,
+                    ..spec(&[3, 3], &[2, 2], &[1, 1], PaddingSpec::Valid, 3, 3)
+                },
+                with_index_outputs: None,
+            }),
+            "MaxPool",
+        ),
+    ] {
+        let mut g = Graph::new();
+        let x = g.input(&[3, 9, 8]);
+        let mut wires = vec![x];
+        if name == "Conv" {
+            wires.push(g.konst(&[4, 3, 3, 3]));
+            wires.push(g.konst(&[4]));
+        }
+        cases.push(case(format!("{name} CHW"), &[name], g.node("chw", op, &wires)));
+    }
+    // Pooling.
+    for (kernel, strides, padding) in [
+        (vec![3, 3], vec![2, 2], PaddingSpec::Valid),
+        (vec![2, 3], vec![1, 2], PaddingSpec::Explicit(tvec![1, 1], tvec![1, 1])),
+        (vec![3], vec![2], PaddingSpec::Explicit(tvec![1], tvec![0])),
+    ] {
+        let shape: Vec<usize> = if kernel.len() == 2 { vec![2, 3, 9, 10] } else { vec![2, 3, 11] };
+        let dil = vec![1; kernel.len()];
+        let mut g = Graph::new();
+        let x = g.input(&shape);
+        let op = MaxPool { pool_spec: spec(&kernel, &strides, &dil, padding.clone(), 3, 3), with_index_outputs: None };
+        cases.push(case(format!("max pool {kernel:?} {padding:?}"), &["MaxPool"], g.node("p", op, &[x])));
+        for (normalize, count_include_pad) in [(true, false), (true, true), (false, false)] {
+            let mut g = Graph::new();
+            let x = g.input(&shape);
+            let op = SumPool {
+                pool_spec: spec(&kernel, &strides, &dil, padding.clone(), 3, 3),
+                count_include_pad,
+                normalize,
+            };
+            let label = format!("sum pool {kernel:?} {padding:?} normalize={normalize} pad={count_include_pad}");
+            cases.push(case(label, &["SumPool"], g.node("p", op, &[x])));
+        }
+    }
+    // Reductions and softmax.
+    for (reducer, name) in [
+        (Reducer::Sum, "Reduce<Sum>"),
+        (Reducer::Max, "Reduce<Max>"),
+        (Reducer::Min, "Reduce<Min>"),
+        (Reducer::Prod, "Reduce<Prod>"),
+        (Reducer::MeanOfSquares, "Reduce<MeanOfSquares>"),
+    ] {
+        for axes in [vec![1], vec![0, 2], vec![2, 3]] {
+            let mut g = Graph::new();
+            let x = g.input(&[3, 5, 4, 7]);
+            let range = if reducer == Reducer::Prod { (0.8, 1.2) } else { (-2.0, 2.0) };
+            let model = g.node("r", Reduce { axes: axes.clone().into(), reducer }, &[x]);
+            cases.push(Case { range, ..case(format!("{name} {axes:?}"), &[name], model) });
+        }
+    }
+    for (kind, name) in [(SoftmaxKind::Softmax, "Softmax"), (SoftmaxKind::LogSoftmax, "LogSoftmax")] {
+        for axis in [0, 1, 2] {
+            let mut g = Graph::new();
+            let x = g.input(&[3, 10, 6]);
+            let op = Softmax { axes: tvec![axis], quant_output_dt: None, kind };
+            cases.push(Case {
+                range: (-30.0, 30.0),
+                ..case(format!("{name} axis {axis}"), &[name], g.node("s", op, &[x]))
+            });
+        }
+    }
+    cases
+}
+
+#[allow(clippy::disallowed_methods)] // tests are not the core: they may read their environment
+fn gpu() -> Option<gpu::Gpu> {
+    match pollster::block_on(gpu::Gpu::open()) {
+        Ok(gpu) => Some(gpu),
+        Err(e) => {
+            assert!(std::env::var_os("SEXTANT_REQUIRE_GPU").is_none(), "SEXTANT_REQUIRE_GPU is set but: {e}");
+            eprintln!("\n\n*** SKIPPED: no GPU adapter ({e}); the GPU engine's kernels were not run ***\n\n");
+            None
+        }
+    }
+}
+
+#[test]
+fn every_translator_has_a_case() {
+    let cases = cases();
+    let missing: Vec<&str> = gpu::TRANSLATORS
+        .iter()
+        .map(|t| t.op)
+        .filter(|op| !cases.iter().any(|c| c.ops.iter().any(|o| o == op)))
+        .collect();
+    assert!(missing.is_empty(), "translators without a case: {missing:?}");
+}
+
+#[test]
+fn every_case_matches_tract() {
+    let Some(gpu) = gpu() else { return };
+    let mut failures = Vec::new();
+    for case in cases() {
+        let inputs: Vec<Tensor> = case
+            .model
+            .input_outlets()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(ix, o)| {
+                let shape = case.model.outlet_fact(*o).unwrap().shape.as_concrete().unwrap().to_vec();
+                tensor(&shape, 1000 + ix as u64, case.range)
+            })
+            .collect();
+        let plan = case.model.clone().into_runnable().unwrap();
+        let expected = plan.run(inputs.iter().cloned().map(|t| t.into_tvalue()).collect()).unwrap();
+        let program = match pollster::block_on(gpu::compile(&gpu, &case.model)) {
+            Ok(p) => p,
+            Err(e) => {
+                failures.push(format!("{}: refused: {e}", case.name));
+                continue;
+            }
+        };
+        let flat: Vec<&[f32]> =
+            inputs.iter().map(|t| t.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap()).collect();
+        let actual = match pollster::block_on(program.run(&flat)) {
+            Ok(a) => a,
+            Err(e) => {
+                failures.push(format!("{}: run failed: {e}", case.name));
+                continue;
+            }
+        };
+        for (out, (e, a)) in expected.iter().zip(&actual).enumerate() {
+            let e = e.try_as_plain_ram().unwrap();
+            let e = e.as_slice::<f32>().unwrap();
+            if e.len() != a.len() {
+                failures.push(format!("{} output {out}: {} values, expected {}", case.name, a.len(), e.len()));
+                continue;
+            }
+            if let Some((ix, (x, y))) = e
+                .iter()
+                .zip(a)
+                .enumerate()
+                .find(|(_, (x, y))| !((**x - **y).abs() <= 1e-4 + 1e-4 * x.abs() || x.is_nan() && y.is_nan()))
+            {
+                failures.push(format!("{} output {out}: at {ix} expected {x}, got {y}", case.name));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}

@@ -1,0 +1,130 @@
+//! The gate in front of the GPU engines: nothing a GPU computes leaves a session unproven.
+//!
+//! For either engine, in order:
+//! 1. find an adapter and open a device without panicking when there is none; `Auto` passes over
+//!    software adapters, which are slower than the CPU engine;
+//! 2. compile the model — our engine ([`crate::gpu`]) through its translator table, wonnx
+//!    ([`crate::wonnx`]) through shape preparation and an allowlist of ops and variants;
+//! 3. a probe run on a deterministic input, compared with the CPU engine (on by default).
+//!
+//! **Invariant:** a session runs on a GPU only after every step passed; otherwise the caller gets
+//! a [`Refusal`] naming the step and the node, tensor or error that failed it.
+
+use crate::backend::{Backend, Refusal};
+use crate::compare::{Comparison, compare};
+use crate::cpu::CpuEngine;
+use crate::model::{Dim, Model, ValueInfo};
+use crate::session::{BackendChoice, SessionOptions};
+use crate::tensor::DType;
+use crate::{Result, Tensor};
+
+/// A compiled GPU engine, before the probe.
+pub(crate) trait Candidate: Backend {
+    /// Runs, turning a panic or failure into a refusal: the engine is not trusted yet.
+    ///
+    /// An `async fn`, not a boxed future: callers instantiate it with a concrete engine, so a
+    /// session's future stays `Send` wherever the engine's is (the edge host spawns it on tokio).
+    async fn run_guarded(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, Refusal>;
+}
+
+/// What an engine's `open` gives back: the engine and the adapter it runs on.
+pub(crate) struct Opened<E> {
+    pub engine: E,
+    pub adapter: String,
+}
+
+/// A refusal, with the adapter's name when one was found.
+pub(crate) type Refused = (Refusal, Option<String>);
+
+/// A GPU engine that passed the gate.
+pub(crate) struct Gated<E> {
+    pub engine: E,
+    pub adapter: String,
+    pub probe: Option<Vec<(String, Comparison)>>,
+}
+
+/// Runs the probe on an opened engine.
+pub(crate) async fn prove<E: Candidate>(
+    model: &Model,
+    opened: Opened<E>,
+    reference: Result<&CpuEngine, &Refusal>,
+    options: &SessionOptions,
+) -> std::result::Result<Gated<E>, Refused> {
+    let Opened { engine, adapter } = opened;
+    let refuse = |r: Refusal| (r, Some(adapter.clone()));
+    let probe = if options.gpu_probe {
+        let reference = reference.map_err(|r| refuse(Refusal::NoReference { message: r.to_string() }))?;
+        Some(probe(model, reference, &engine, options).await.map_err(refuse)?)
+    } else {
+        None
+    };
+    Ok(Gated { engine, adapter, probe })
+}
+
+/// `Auto` passes over software adapters; an explicit choice takes them.
+pub(crate) fn check_software(
+    adapter: &str,
+    software: bool,
+    options: &SessionOptions,
+) -> std::result::Result<(), Refused> {
+    if software && options.backend == BackendChoice::Auto {
+        return Err((Refusal::SoftwareAdapter { adapter: adapter.to_owned() }, Some(adapter.to_owned())));
+    }
+    Ok(())
+}
+
+/// Every input f32 with every dim fixed: what both GPU engines need.
+pub(crate) fn check_inputs(model: &Model) -> std::result::Result<(), Refusal> {
+    for input in model.inputs() {
+        if input.dtype != Some(DType::F32) {
+            return Err(Refusal::UnsupportedDType { tensor: input.name.clone(), dtype: input.type_name.clone() });
+        }
+        fixed_shape(input)?;
+    }
+    Ok(())
+}
+
+/// The input's shape when every dim is fixed.
+pub(crate) fn fixed_shape(input: &ValueInfo) -> std::result::Result<Vec<usize>, Refusal> {
+    let Some(dims) = &input.shape else {
+        return Err(Refusal::FreeDim { input: input.name.clone(), dim: "(rank)".to_owned() });
+    };
+    dims.iter()
+        .map(|d| match d {
+            Dim::Fixed(v) => Ok(*v as usize),
+            Dim::Symbolic(name) => Err(Refusal::FreeDim { input: input.name.clone(), dim: name.clone() }),
+            Dim::Unknown => Err(Refusal::FreeDim { input: input.name.clone(), dim: "?".to_owned() }),
+        })
+        .collect()
+}
+
+/// Runs both engines on the same deterministic input; any output outside tolerance refuses the GPU.
+async fn probe<E: Candidate>(
+    model: &Model,
+    reference: &CpuEngine,
+    engine: &E,
+    options: &SessionOptions,
+) -> std::result::Result<Vec<(String, Comparison)>, Refusal> {
+    let inputs = probe_inputs(model)?;
+    let expected = reference.run_now(inputs.clone()).map_err(|e| Refusal::NoReference { message: e.to_string() })?;
+    let actual = engine.run_guarded(inputs).await?;
+    let mut comparisons = Vec::with_capacity(expected.len());
+    for ((output, actual), expected) in model.outputs().iter().zip(&actual).zip(&expected) {
+        let comparison = compare(actual, expected, options.probe_tolerance);
+        if !comparison.passed() {
+            return Err(Refusal::ProbeMismatch { output: output.name.clone(), detail: comparison.summary() });
+        }
+        comparisons.push((output.name.clone(), comparison));
+    }
+    Ok(comparisons)
+}
+
+/// The seed of the probe input: fixed, so a refusal reproduces.
+const PROBE_SEED: u64 = 0x05EC_7A17;
+
+/// Deterministic inputs in [-1, 1). [`check_inputs`] has checked they are f32 with fixed shapes.
+fn probe_inputs(model: &Model) -> std::result::Result<Vec<Tensor>, Refusal> {
+    let inputs = crate::synthetic_inputs(model.inputs(), &Default::default(), PROBE_SEED)
+        .map_err(|e| Refusal::Failed { message: format!("probe input: {e}") })?;
+    Ok(inputs.into_iter().map(|(_, tensor)| tensor).collect())
+}

@@ -1,0 +1,96 @@
+//! Our GPU engine (crate `gpu`: tract's typed graph compiled to WGSL kernels on wgpu 30) behind
+//! the gate.
+
+use tract_onnx::prelude::{Framework, InferenceModelExt};
+
+use crate::backend::{Backend, Engine, LocalBoxFuture, Refusal};
+use crate::gate::{Candidate, Opened, Refused, check_inputs, check_software};
+use crate::model::Model;
+use crate::session::SessionOptions;
+use crate::unwind::{Panic, guarded, guarded_sync};
+use crate::{Error, Result, Tensor, TensorData};
+
+pub(crate) struct GpuEngine {
+    program: gpu::Program,
+    outputs: Vec<Vec<usize>>,
+}
+
+pub(crate) async fn open(model: &Model, options: &SessionOptions) -> Result<Opened<GpuEngine>, Refused> {
+    let device = guarded(gpu::Gpu::open()).await.map_err(|p| (panicked(p), None))?.map_err(|e| (refusal(e), None))?;
+    let adapter = device.adapter().description.clone();
+    check_software(&adapter, device.adapter().software, options)?;
+    let refuse = |r: Refusal| (r, Some(adapter.clone()));
+    check_inputs(model).map_err(refuse)?;
+    // tract's front end: shapes and constant subgraphs folded, patterns recognised.
+    let typed = guarded_sync(|| {
+        let mut typed = tract_onnx::onnx()
+            .model_for_proto_model(model.proto())
+            .and_then(|m| m.into_typed())
+            .and_then(|m| m.into_decluttered())
+            .map_err(|e| format!("{e:#}"))?;
+        gpu::prepare(&mut typed)?;
+        Ok::<_, String>(typed)
+    })
+    .map_err(|p| refuse(Refusal::Panicked { message: format!("tract, while preparing the graph: {}", p.0) }))?
+    .map_err(|message| refuse(Refusal::ShapeInference { message }))?;
+    let program = guarded(gpu::compile(&device, &typed))
+        .await
+        .map_err(|p| refuse(panicked(p)))?
+        .map_err(|e| refuse(refusal(e)))?;
+    let outputs = program.output_shapes().map(<[usize]>::to_vec).collect();
+    Ok(Opened { engine: GpuEngine { program, outputs }, adapter })
+}
+
+impl GpuEngine {
+    async fn run_inner(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
+        let mut flat = Vec::with_capacity(inputs.len());
+        for tensor in &inputs {
+            // The gate admits f32 inputs only.
+            let TensorData::F32(values) = tensor.data() else {
+                return Err(Error::UnsupportedDType(tensor.dtype().to_string()));
+            };
+            flat.push(values.as_slice());
+        }
+        let results = self.program.run(&flat).await.map_err(|e| gpu_error(e.to_string()))?;
+        results
+            .into_iter()
+            .zip(&self.outputs)
+            .map(|(values, shape)| Tensor::new(shape, values).map_err(|e| gpu_error(e.to_string())))
+            .collect()
+    }
+}
+
+impl Candidate for GpuEngine {
+    async fn run_guarded(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, Refusal> {
+        guarded(self.run_inner(inputs)).await.map_err(panicked)?.map_err(|e| Refusal::Failed { message: e.to_string() })
+    }
+}
+
+impl Backend for GpuEngine {
+    fn run<'a>(&'a self, inputs: Vec<Tensor>) -> LocalBoxFuture<'a, Result<Vec<Tensor>>> {
+        Box::pin(async move {
+            guarded(self.run_inner(inputs)).await.map_err(|Panic(message)| gpu_error(format!("panicked: {message}")))?
+        })
+    }
+}
+
+/// The GPU engine's reasons, in the runtime's terms.
+fn refusal(error: gpu::Error) -> Refusal {
+    match error {
+        gpu::Error::NoAdapter => Refusal::NoAdapter,
+        gpu::Error::Device(message) => Refusal::Device { message },
+        gpu::Error::Unsupported { node, op, detail } => Refusal::UnsupportedOp { node, op, detail },
+        gpu::Error::DType { tensor, dtype } => Refusal::UnsupportedDType { tensor, dtype },
+        gpu::Error::FreeDim { tensor, shape } => Refusal::FreeDim { input: tensor, dim: shape },
+        gpu::Error::TooLarge { tensor, bytes, limit } => Refusal::TooLarge { tensor, bytes, limit },
+        other => Refusal::Failed { message: other.to_string() },
+    }
+}
+
+fn panicked(Panic(message): Panic) -> Refusal {
+    Refusal::Panicked { message }
+}
+
+fn gpu_error(message: String) -> Error {
+    Error::Engine { engine: Engine::Gpu, message }
+}
