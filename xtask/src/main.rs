@@ -276,14 +276,16 @@ fn conformance() -> Result<()> {
     run(cargo().args(["run", "--release", "--quiet", "--", "conformance"]).args(suites).arg(models))
 }
 
-/// Real architectures on our GPU engine: the `onnx` wheel's squeezenet, shufflenet and resnet50
-/// with seeded weights and onnxruntime's outputs (`light_models.py`). Every one must pass on the
-/// GPU where a GPU is required (CI, with lavapipe); elsewhere a refusal is printed, loudly.
+/// Real architectures on our GPU engine: the `onnx` wheel's light models (squeezenet, shufflenet,
+/// resnet50, densenet121, inception v1 and v2) with seeded weights and onnxruntime's outputs
+/// (`light_models.py`). Every one must pass on the GPU where a GPU is required (CI, with
+/// lavapipe); elsewhere a refusal is printed, loudly.
 fn real_models_on_the_gpu(sextant: &Path) -> Result<()> {
     let compare = root().join("benches/compare");
     pip_install(&["-r", compare.join("requirements.txt").to_str().context("path is not UTF-8")?])?;
-    let models = target_dir().join("light-models");
-    let names = ["squeezenet", "shufflenet", "resnet50"];
+    // A folder of its own: the pass count is over exactly these models.
+    let models = target_dir().join("real-models");
+    let names = ["squeezenet", "shufflenet", "resnet50", "densenet121", "inception_v1", "inception_v2"];
     run(Command::new("python3").arg(compare.join("light_models.py")).arg(&models).args(names))?;
     let report: serde_json::Value = serde_json::from_str(&output(
         Command::new(sextant).args(["conformance", "--engines", "gpu", "--json"]).arg(&models),

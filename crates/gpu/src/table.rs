@@ -20,7 +20,7 @@ use crate::kernels::copy::{self, Strided};
 use crate::kernels::matmul::Layout;
 use crate::kernels::pool::Pooling;
 use crate::kernels::reduce::Reducer;
-use crate::kernels::{conv, elementwise, matmul, pool, reduce, strides};
+use crate::kernels::{conv, elementwise, matmul, norm, pool, reduce, strides};
 use crate::plan::{Builder, Val};
 
 /// Translates one node: its inputs' values in, its outputs' values out.
@@ -93,6 +93,7 @@ entries! {
     "Concat", "f32, any axis" => concat;
     "Slice", "f32, fixed bounds" => slice;
     "Downsample", "f32, positive strides" => downsample;
+    "Lrn", "f32, across channels (axis 1)" => lrn;
     "MultiBroadcastTo", "f32" => broadcast;
     "Pad", "f32, constant, reflect and edge" => pad;
 }
@@ -378,6 +379,15 @@ fn downsample(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result
     let copy = Strided { shape: &shape, in_base, in_strides: &in_strides, out_base: 0, out_strides: &out_strides };
     copy::strided(b, &mut inputs[0], buf, &copy)?;
     Ok(vec![out])
+}
+
+fn lrn(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<Vec<Val>> {
+    let op = node.op_as::<tract_onnx_opl::lrn::Lrn>().ok_or_else(|| b.unsupported("Lrn", "not an LRN"))?;
+    if op.size == 0 || inputs[0].shape.len() < 2 || inputs[0].shape[1] == 0 {
+        return Err(b.unsupported("Lrn", format!("size {} over shape {:?}", op.size, inputs[0].shape)));
+    }
+    let p = norm::Lrn { alpha: op.alpha, beta: op.beta, bias: op.bias, size: op.size };
+    Ok(vec![norm::lrn(b, &mut inputs[0], &p)?])
 }
 
 fn broadcast(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<Vec<Val>> {

@@ -270,6 +270,12 @@ fn cases() -> Vec<Case> {
             g.node("d", op, &[x]),
         ));
     }
+    for (shape, size) in [(&[2, 7, 3, 4][..], 5), (&[1, 4, 5, 5], 2), (&[1, 3, 6], 1)] {
+        let mut g = Graph::new();
+        let x = g.input(shape);
+        let op = tract_onnx_opl::lrn::Lrn { alpha: 1e-3, beta: 0.75, bias: 1.5, size };
+        cases.push(case(format!("lrn {shape:?} size {size}"), &["Lrn"], g.node("lrn", op, &[x])));
+    }
     // Batch 1 as tract declutters it: no batch axis (CHW).
     for (op, name) in [
         (
