@@ -186,10 +186,19 @@ fn cast(b: &mut Builder, node: &TypedNode, inputs: Vec<Val>) -> Result<Vec<Val>>
     view(b, node, inputs)
 }
 
+/// Axis attributes come from the model file: each must name an axis of the value it applies to.
+fn check_axes(b: &Builder, op: &str, axes: &[usize], rank: usize) -> Result<()> {
+    match axes.iter().find(|&&a| a >= rank) {
+        Some(axis) => Err(b.unsupported(op, format!("axis {axis} of a rank-{rank} value"))),
+        None => Ok(()),
+    }
+}
+
 fn move_axis(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<Vec<Val>> {
     let Some(AxisOp::Move(from, to)) = node.op_as::<AxisOp>() else {
         return Err(b.unsupported("MoveAxis", "not an axis move"));
     };
+    check_axes(b, "MoveAxis", &[*from, *to], inputs[0].shape.len())?;
     let mut order: Vec<usize> = (0..inputs[0].shape.len()).collect();
     let axis = order.remove(*from);
     order.insert(*to, axis);
@@ -305,6 +314,7 @@ fn reduce_(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<Ve
         R::MeanOfSquares => Reducer::MeanOfSquares,
         other => return Err(b.unsupported(&node.op.name(), format!("reducer {other:?}"))),
     };
+    check_axes(b, &node.op.name(), &op.axes, inputs[0].shape.len())?;
     Ok(vec![reduce::emit(b, &mut inputs[0], &op.axes, reducer)?])
 }
 
@@ -316,12 +326,17 @@ fn softmax(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<Ve
     if op.quant_output_dt.is_some() {
         return Err(b.unsupported("Softmax", "quantized output"));
     }
+    check_axes(b, "Softmax", &[*axis], inputs[0].shape.len())?;
     Ok(vec![reduce::softmax(b, &mut inputs[0], *axis, op.kind == SoftmaxKind::LogSoftmax)?])
 }
 
 fn concat(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<Vec<Val>> {
     let op = node.op_as::<TypedConcat>().ok_or_else(|| b.unsupported("Concat", "not a concatenation"))?;
     let shape = output_shape(node, 0);
+    check_axes(b, "Concat", &[op.axis], shape.len())?;
+    if inputs.iter().any(|i| i.shape.len() != shape.len()) {
+        return Err(b.unsupported("Concat", format!("inputs of another rank than the output {shape:?}")));
+    }
     let out = b.temp(shape.clone())?;
     let buf = b.bind(&mut out.clone())?;
     let out_strides = strides(&shape);
@@ -345,6 +360,7 @@ fn concat(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<Vec
 fn slice(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<Vec<Val>> {
     let op = node.op_as::<Slice>().ok_or_else(|| b.unsupported("Slice", "not a slice"))?;
     let start = op.start.to_usize().map_err(|_| b.unsupported("Slice", format!("start {}", op.start)))?;
+    check_axes(b, "Slice", &[op.axis], inputs[0].shape.len())?;
     let shape = output_shape(node, 0);
     let out = b.temp(shape.clone())?;
     let buf = b.bind(&mut out.clone())?;
@@ -369,6 +385,7 @@ fn downsample(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result
         .ok()
         .filter(|&s| s > 0)
         .ok_or_else(|| b.unsupported("Downsample", format!("stride {}", op.stride)))?;
+    check_axes(b, "Downsample", &[op.axis], inputs[0].shape.len())?;
     let shape = output_shape(node, 0);
     let out = b.temp(shape.clone())?;
     let buf = b.bind(&mut out.clone())?;
@@ -415,6 +432,9 @@ fn pad(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<Vec<Va
         PadMode::Edge => copy::PadMode::Edge,
     };
     let shape = &inputs[0].shape;
+    if op.pads.len() != shape.len() {
+        return Err(b.unsupported("Pad", format!("{} pads for a rank-{} value", op.pads.len(), shape.len())));
+    }
     if mode == copy::PadMode::Reflect && shape.iter().zip(&op.pads).any(|(&d, &(x, y))| x.max(y) >= d) {
         return Err(b.unsupported("Pad", format!("reflecting {:?} by {:?}", shape, op.pads)));
     }

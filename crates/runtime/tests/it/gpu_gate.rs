@@ -78,3 +78,33 @@ fn gpu_sessions_carry_the_probe_comparison() {
     assert!(probe.iter().all(|(_, c)| c.passed() && c.total == 20));
     assert!(report.adapter.is_some());
 }
+
+#[test]
+fn corrupted_models_never_panic_in_the_gpu_engine() {
+    if !gpu_available() {
+        return;
+    }
+    // What decodes goes through tract's front end and our compiler; every answer is a session or a
+    // refusal, and a session built is one whose probe passed, so it runs.
+    let bytes = case("digits_cnn").bytes;
+    let mut sessions = 0;
+    for (i, position) in (0..bytes.len()).step_by(bytes.len() / 160).enumerate() {
+        let mut corrupt = bytes.clone();
+        corrupt[position] ^= 0x5a ^ (i as u8);
+        let Ok(model) = runtime::Model::from_bytes(&corrupt) else { continue };
+        match session(&model, BackendChoice::Gpu, &[("N", 2)]) {
+            Ok(session) => {
+                let inputs = runtime::synthetic_inputs(session.inputs(), &Default::default(), 7).unwrap();
+                pollster::block_on(session.run(inputs)).unwrap();
+                sessions += 1;
+            }
+            Err(Error::EngineRefused { reason: Refusal::Panicked { message }, .. }) => {
+                // tract's own analysis is known to panic on some corruptions (caught: see unwind.rs);
+                // a panic in our compiler or kernels is a bug.
+                assert!(message.starts_with("tract"), "byte {position}: the GPU engine panicked: {message}");
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(sessions > 0, "no corruption left a runnable model: the test checks nothing");
+}
