@@ -276,9 +276,10 @@ fn conformance() -> Result<()> {
     run(cargo().args(["run", "--release", "--quiet", "--", "conformance"]).args(suites).arg(models))
 }
 
-/// Real architectures on our GPU engine: the `onnx` wheel's light models (squeezenet, shufflenet,
-/// resnet50, densenet121, inception v1 and v2) with seeded weights and onnxruntime's outputs
-/// (`light_models.py`). Every one must pass on the GPU where a GPU is required (CI, with
+/// Real models on our GPU engine: the `onnx` wheel's light models (squeezenet, shufflenet,
+/// resnet50, densenet121, inception v1 and v2) with seeded weights (`light_models.py`), and
+/// pretrained models from PyPI packages, pinned and hash-checked (`pretrained_models.py`), each
+/// with onnxruntime's outputs. Every one must pass on the GPU where a GPU is required (CI, with
 /// lavapipe); elsewhere a refusal is printed, loudly.
 fn real_models_on_the_gpu(sextant: &Path) -> Result<()> {
     let compare = root().join("benches/compare");
@@ -287,12 +288,15 @@ fn real_models_on_the_gpu(sextant: &Path) -> Result<()> {
     let models = target_dir().join("real-models");
     let names = ["squeezenet", "shufflenet", "resnet50", "densenet121", "inception_v1", "inception_v2"];
     run(Command::new("python3").arg(compare.join("light_models.py")).arg(&models).args(names))?;
+    run(Command::new("python3").arg(compare.join("pretrained_models.py")).arg(&models))?;
+    // The light models, and the OCR detector `pretrained_models.py` writes.
+    let expected = names.len() + 1;
     let report: serde_json::Value = serde_json::from_str(&output(
         Command::new(sextant).args(["conformance", "--engines", "gpu", "--json"]).arg(&models),
     )?)?;
     let gpu = &report["summary"]["gpu"];
     eprintln!("xtask: real models on the GPU engine: {gpu}");
-    if gpu["pass"] != names.len() {
+    if report["cases"] != expected || gpu["pass"] != expected {
         let outcomes = report["outcomes"].as_array().map(Vec::as_slice).unwrap_or_default();
         let failed: Vec<String> = outcomes.iter().filter(|o| o["verdict"] != "pass").map(|o| o.to_string()).collect();
         let message = format!("not every real model passed on the GPU engine: {}", failed.join("; "));

@@ -8,14 +8,14 @@ use tract_core::ops::array::{MultiBroadcastTo, Pad, PadMode, Slice, TypedConcat}
 use tract_core::ops::binary::TypedBinOp;
 use tract_core::ops::cast::Cast;
 use tract_core::ops::change_axes::AxisOp;
-use tract_core::ops::cnn::{Conv, KernelFormat, MaxPool, PoolSpec, SumPool};
+use tract_core::ops::cnn::{Conv, Deconv, KernelFormat, MaxPool, PoolSpec, SumPool};
 use tract_core::ops::downsample::Downsample;
 use tract_core::ops::einsum::prefix_matmul::PrefixMatMul;
 use tract_core::ops::element_wise::ElementWiseOp;
-use tract_core::ops::nn::{DataFormat, Reduce, Softmax, SoftmaxKind};
+use tract_core::ops::nn::{DataFormat, NearestUpsample, Reduce, Softmax, SoftmaxKind};
 
 use crate::error::Result;
-use crate::kernels::conv::Window;
+use crate::kernels::conv::{Direction, Window};
 use crate::kernels::copy::{self, Strided};
 use crate::kernels::matmul::Layout;
 use crate::kernels::pool::Pooling;
@@ -81,6 +81,7 @@ entries! {
     "MoveAxis", "any" => move_axis;
     "PrefixMatMul", "f32, any transposition, broadcast batch dims" => prefix_matmul;
     "Conv", "f32 NCHW/OIHW, 1-D and 2-D, any stride, dilation, padding, groups" => conv_;
+    "Deconv", "f32 NCHW/OIHW, 1-D and 2-D, any stride, dilation, padding, groups, adjustments" => deconv;
     "MaxPool", "f32 NCHW, 1-D and 2-D, without index output" => max_pool;
     "SumPool", "f32 NCHW, 1-D and 2-D, average or sum" => sum_pool;
     "Reduce<Sum>", "f32, any axes" => reduce_;
@@ -94,6 +95,7 @@ entries! {
     "Slice", "f32, fixed bounds" => slice;
     "Downsample", "f32, positive strides" => downsample;
     "Lrn", "f32, across channels (axis 1)" => lrn;
+    "NearestUpsample", "f32, integer scales" => upsample;
     "MultiBroadcastTo", "f32" => broadcast;
     "Pad", "f32, constant, reflect and edge" => pad;
 }
@@ -280,7 +282,43 @@ fn conv_(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<Vec<
     if w.shape.len() != x.shape.len() || op.group == 0 || x.shape[1] % op.group != 0 || w.shape[0] % op.group != 0 {
         return Err(b.unsupported("Conv", format!("kernel {:?} over {:?} in {} groups", w.shape, x.shape, op.group)));
     }
-    Ok(unbatched(conv::emit(b, x, w, bias, &window, op.group, out_shape)?, added))
+    Ok(unbatched(conv::emit(b, x, w, bias, &window, op.group, Direction::Forward, out_shape)?, added))
+}
+
+fn deconv(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<Vec<Val>> {
+    let op = node.op_as::<Deconv>().ok_or_else(|| b.unsupported("Deconv", "not a transposed convolution"))?;
+    if op.kernel_format != KernelFormat::OIHW {
+        return Err(b.unsupported("Deconv", format!("kernel format {:?}", op.kernel_format)));
+    }
+    let spec = &op.pool_spec;
+    let mut out_shape = output_shape(node, 0);
+    let added = batched(b, "Deconv", spec, &mut inputs[0], &mut out_shape)?;
+    let input = inputs[0].shape.clone();
+    let rank = spec.rank();
+    if !(1..=2).contains(&rank) || input.len() != rank + 2 || op.adjustments.len() != rank {
+        return Err(b.unsupported("Deconv", format!("{rank}-D windows over shape {input:?}")));
+    }
+    let padding = spec
+        .padding
+        .compute_for_deconv(&input[2..], &spec.kernel_shape, &spec.dilations(), &spec.strides(), &op.adjustments)
+        .map_err(|e| b.unsupported("Deconv", format!("padding: {e}")))?;
+    let two = |v: &[usize], fill: usize| if v.len() == 1 { [fill, v[0]] } else { [v[0], v[1]] };
+    let before: Vec<usize> = padding.iter().map(|p| p.pad_before).collect();
+    let after: Vec<usize> = padding.iter().map(|p| p.pad_after).collect();
+    let window = Window {
+        kernel: two(&spec.kernel_shape, 1),
+        strides: two(&spec.strides(), 1),
+        dilations: two(&spec.dilations(), 1),
+        pad: two(&before, 0),
+        pad_after: two(&after, 0),
+        input: two(&input[2..], 1),
+        output: two(&out_shape[2..], 1),
+    };
+    let [x, w, bias] = &mut inputs[..] else { return Err(b.unsupported("Deconv", "expected data, kernel and bias")) };
+    if w.shape.len() != x.shape.len() || op.group == 0 || x.shape[1] % op.group != 0 || w.shape[0] % op.group != 0 {
+        return Err(b.unsupported("Deconv", format!("kernel {:?} over {:?} in {} groups", w.shape, x.shape, op.group)));
+    }
+    Ok(unbatched(conv::emit(b, x, w, bias, &window, op.group, Direction::Transposed, out_shape)?, added))
 }
 
 fn max_pool(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<Vec<Val>> {
@@ -396,6 +434,14 @@ fn downsample(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result
     let copy = Strided { shape: &shape, in_base, in_strides: &in_strides, out_base: 0, out_strides: &out_strides };
     copy::strided(b, &mut inputs[0], buf, &copy)?;
     Ok(vec![out])
+}
+
+fn upsample(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<Vec<Val>> {
+    let op = node.op_as::<NearestUpsample>().ok_or_else(|| b.unsupported("NearestUpsample", "not an upsample"))?;
+    if op.scales.len() != inputs[0].shape.len() || op.scales.contains(&0) {
+        return Err(b.unsupported("NearestUpsample", format!("scales {:?} over {:?}", op.scales, inputs[0].shape)));
+    }
+    Ok(vec![copy::upsample(b, &mut inputs[0], &op.scales)?])
 }
 
 fn lrn(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<Vec<Val>> {

@@ -7,7 +7,7 @@
 use tract_core::internal::*;
 use tract_core::ops::array::{MultiBroadcastTo, Pad, PadMode, Slice, TypedConcat};
 use tract_core::ops::change_axes::AxisOp;
-use tract_core::ops::cnn::{Conv, KernelFormat, MaxPool, PaddingSpec, PoolSpec, SumPool};
+use tract_core::ops::cnn::{Conv, Deconv, KernelFormat, MaxPool, PaddingSpec, PoolSpec, SumPool};
 use tract_core::ops::einsum::prefix_matmul::PrefixMatMul;
 use tract_core::ops::math;
 use tract_core::ops::nn::{self, DataFormat, Reduce, Reducer, Softmax, SoftmaxKind};
@@ -275,6 +275,38 @@ fn cases() -> Vec<Case> {
         let x = g.input(shape);
         let op = tract_onnx_opl::lrn::Lrn { alpha: 1e-3, beta: 0.75, bias: 1.5, size };
         cases.push(case(format!("lrn {shape:?} size {size}"), &["Lrn"], g.node("lrn", op, &[x])));
+    }
+    for scales in [&[1, 1, 2, 2][..], &[1, 3, 1, 2], &[2, 1, 3]] {
+        let mut g = Graph::new();
+        let x = g.input(&[2, 3, 5, 4][..scales.len()]);
+        let op = nn::NearestUpsample { scales: scales.into() };
+        cases.push(case(format!("nearest upsample {scales:?}"), &["NearestUpsample"], g.node("up", op, &[x])));
+    }
+    // Transposed convolutions: the kernel is OIHW as tract reorders ONNX's [Ci, Co/g, ..].
+    for (input, co, kernel, strides, dilations, padding, adjustments, group) in [
+        (vec![2, 3, 5, 6], 4, vec![3, 3], vec![2, 2], vec![1, 1], explicit(&[1, 1], &[1, 1]), vec![1, 0], 1),
+        (vec![1, 4, 4, 5], 6, vec![2, 3], vec![1, 2], vec![2, 1], PaddingSpec::Valid, vec![0, 1], 2),
+        (vec![1, 2, 7], 3, vec![4], vec![3], vec![1], explicit(&[2], &[0]), vec![2], 1),
+        (vec![1, 2, 4, 4], 2, vec![2, 2], vec![2, 2], vec![1, 1], PaddingSpec::Valid, vec![0, 0], 1),
+    ] {
+        let ci = input[1];
+        let mut g = Graph::new();
+        let x = g.input(&input);
+        let mut wshape = vec![co, ci / group];
+        wshape.extend(&kernel);
+        let w = g.konst(&wshape);
+        let bias = g.konst(&[co]);
+        let op = Deconv {
+            pool_spec: spec(&kernel, &strides, &dilations, padding, ci, co),
+            kernel_format: KernelFormat::OIHW,
+            adjustments: adjustments.into(),
+            group,
+        };
+        cases.push(case(
+            format!("deconv {input:?} k{kernel:?} s{strides:?} g{group}"),
+            &["Deconv"],
+            g.node("d", op, &[x, w, bias]),
+        ));
     }
     // Batch 1 as tract declutters it: no batch axis (CHW).
     for (op, name) in [

@@ -1,5 +1,6 @@
-//! Direct convolution, NCHW input and OIHW kernel, one thread per output element: correct for
-//! every stride, dilation, padding and group count (1-D convolutions run as H = 1).
+//! Direct convolution and transposed convolution, NCHW input and OIHW kernel, one thread per
+//! output element: correct for every stride, dilation, padding and group count (1-D convolutions
+//! run as H = 1).
 
 use std::fmt::Write;
 
@@ -40,9 +41,41 @@ impl Window {
              {body}\n}}\n}}\n"
         )
     }
+
+    /// As [`Window::each`], for a transposed convolution: the taps `ky`, `kx` and input positions
+    /// `iy`, `ix` with `oy + pad = iy · stride + ky · dilation`.
+    pub fn each_transposed(&self, body: &str) -> String {
+        let [kh, kw] = self.kernel;
+        let [sy, sx] = self.strides;
+        let [dy, dx] = self.dilations;
+        let [py, px] = self.pad;
+        let [ih, iw] = self.input;
+        format!(
+            "for (var ky = 0u; ky < {kh}u; ky++) {{\n\
+             let ty = i32(oy + {py}u) - i32(ky * {dy}u);\n\
+             if (ty < 0 || ty % {sy} != 0) {{ continue; }}\n\
+             let iy = ty / {sy};\n\
+             if (iy >= {ih}) {{ continue; }}\n\
+             for (var kx = 0u; kx < {kw}u; kx++) {{\n\
+             let tx = i32(ox + {px}u) - i32(kx * {dx}u);\n\
+             if (tx < 0 || tx % {sx} != 0) {{ continue; }}\n\
+             let ix = tx / {sx};\n\
+             if (ix >= {iw}) {{ continue; }}\n\
+             {body}\n}}\n}}\n"
+        )
+    }
 }
 
-/// `out[n, co, oy, ox] = bias[co] + Σ x[n, g·cin + ci, iy, ix] · w[co, ci, ky, kx]`.
+/// Which way the window runs: a convolution, or its transpose (ONNX's ConvTranspose).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Forward,
+    Transposed,
+}
+
+/// `out[n, co, oy, ox] = bias[co] + Σ x[n, g·cin + ci, iy, ix] · w[co, ci, ky, kx]`, over the
+/// window's taps in `direction`.
+#[allow(clippy::too_many_arguments)] // the convolution's operands and geometry, each its own
 pub(crate) fn emit(
     b: &mut Builder,
     x: &mut Val,
@@ -50,6 +83,7 @@ pub(crate) fn emit(
     bias: &mut Val,
     window: &Window,
     group: usize,
+    direction: Direction,
     out_shape: Vec<usize>,
 ) -> Result<Val> {
     let (n, ci) = (x.shape[0], x.shape[1]);
@@ -85,9 +119,11 @@ pub(crate) fn emit(
         ih * iw,
         kh * kw
     );
-    s.push_str(
-        &window.each(&format!("acc = fma(in0[xbase + u32(iy) * {iw}u + u32(ix)], in1[wbase + ky * {kw}u + kx], acc);")),
-    );
+    let tap = format!("acc = fma(in0[xbase + u32(iy) * {iw}u + u32(ix)], in1[wbase + ky * {kw}u + kx], acc);");
+    s.push_str(&match direction {
+        Direction::Forward => window.each(&tap),
+        Direction::Transposed => window.each_transposed(&tap),
+    });
     s.push_str("}\nout[i] = acc;\n}\n");
     let groups = groups(total as u64, &b.node)?;
     b.dispatch(s, bound, groups);

@@ -49,6 +49,26 @@ pub(crate) fn permute(b: &mut Builder, x: &mut Val, order: &[usize]) -> Result<V
     Ok(out)
 }
 
+/// Integer nearest upsampling: output axis `d` is `scales[d]` times longer, and
+/// `out[.., i, ..] = in[.., i / scales[d], ..]`.
+pub(crate) fn upsample(b: &mut Builder, x: &mut Val, scales: &[usize]) -> Result<Val> {
+    let shape: Vec<usize> = x.shape.iter().zip(scales).map(|(d, s)| d * s).collect();
+    let own = strides(&x.shape);
+    let out = b.temp(shape.clone())?;
+    let bound = vec![b.bind(x)?, b.bind(&mut out.clone())?];
+    let mut s = bindings(1);
+    s.push_str(&element_main(out.len()));
+    s.push_str(&coords("i", &shape, "c"));
+    let mut source = String::from("0u");
+    for (d, (&scale, &stride)) in scales.iter().zip(&own).enumerate() {
+        let _ = write!(source, " + (c{d} / {scale}u) * {stride}u");
+    }
+    let _ = writeln!(s, "out[i] = in0[{source}];\n}}");
+    let groups = groups(out.len() as u64, &b.node)?;
+    b.dispatch(s, bound, groups);
+    Ok(out)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum PadMode {
     Constant(f32),
