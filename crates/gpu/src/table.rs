@@ -4,7 +4,7 @@
 //! mini-op); each entry says which variants it takes. `tests/` runs a case for every entry.
 
 use tract_core::internal::*;
-use tract_core::ops::array::{MultiBroadcastTo, Pad, PadMode, Slice, TypedConcat};
+use tract_core::ops::array::{MultiBroadcastTo, Pad, PadMode, Slice, Tile, TypedConcat};
 use tract_core::ops::binary::TypedBinOp;
 use tract_core::ops::cast::Cast;
 use tract_core::ops::change_axes::AxisOp;
@@ -96,6 +96,7 @@ entries! {
     "Downsample", "f32, positive strides" => downsample;
     "Lrn", "f32, across channels (axis 1)" => lrn;
     "NearestUpsample", "f32, integer scales" => upsample;
+    "Tile", "f32, fixed multipliers" => tile;
     "MultiBroadcastTo", "f32" => broadcast;
     "Pad", "f32, constant, reflect and edge" => pad;
 }
@@ -442,6 +443,15 @@ fn upsample(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<V
         return Err(b.unsupported("NearestUpsample", format!("scales {:?} over {:?}", op.scales, inputs[0].shape)));
     }
     Ok(vec![copy::upsample(b, &mut inputs[0], &op.scales)?])
+}
+
+fn tile(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<Vec<Val>> {
+    let op = node.op_as::<Tile>().ok_or_else(|| b.unsupported("Tile", "not a tile"))?;
+    let multipliers: Vec<usize> = op.multipliers.iter().filter_map(|m| m.to_usize().ok()).collect();
+    if multipliers.len() != inputs[0].shape.len() || op.multipliers.len() != multipliers.len() {
+        return Err(b.unsupported("Tile", format!("multipliers {:?} over {:?}", op.multipliers, inputs[0].shape)));
+    }
+    Ok(vec![copy::tile(b, &mut inputs[0], &multipliers)?])
 }
 
 fn lrn(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<Vec<Val>> {

@@ -308,6 +308,12 @@ fn cases() -> Vec<Case> {
             g.node("d", op, &[x, w, bias]),
         ));
     }
+    for multipliers in [&[1, 2, 3][..], &[3, 1, 1], &[2, 2, 2]] {
+        let mut g = Graph::new();
+        let x = g.input(&[2, 3, 5]);
+        let op = tract_core::ops::array::Tile { multipliers: multipliers.iter().map(|&m| m.into()).collect() };
+        cases.push(case(format!("tile {multipliers:?}"), &["Tile"], g.node("t", op, &[x])));
+    }
     // Batch 1 as tract declutters it: no batch axis (CHW).
     for (op, name) in [
         (

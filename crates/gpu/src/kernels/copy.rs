@@ -53,17 +53,31 @@ pub(crate) fn permute(b: &mut Builder, x: &mut Val, order: &[usize]) -> Result<V
 /// `out[.., i, ..] = in[.., i / scales[d], ..]`.
 pub(crate) fn upsample(b: &mut Builder, x: &mut Val, scales: &[usize]) -> Result<Val> {
     let shape: Vec<usize> = x.shape.iter().zip(scales).map(|(d, s)| d * s).collect();
+    remap(b, x, shape, |d| format!("c{d} / {}u", scales[d]))
+}
+
+/// Repetition: output axis `d` is `multipliers[d]` copies of the input's, and
+/// `out[.., i, ..] = in[.., i % len[d], ..]`.
+pub(crate) fn tile(b: &mut Builder, x: &mut Val, multipliers: &[usize]) -> Result<Val> {
+    let input = x.shape.clone();
+    let shape: Vec<usize> = input.iter().zip(multipliers).map(|(d, m)| d * m).collect();
+    remap(b, x, shape, |d| format!("c{d} % {}u", input[d]))
+}
+
+/// `out[c] = in[source(c)]` over `shape`, where `source(d)` is the WGSL for the input coordinate on
+/// axis `d` from the output coordinates `c0, c1, …`.
+fn remap(b: &mut Builder, x: &mut Val, shape: Vec<usize>, source: impl Fn(usize) -> String) -> Result<Val> {
     let own = strides(&x.shape);
     let out = b.temp(shape.clone())?;
     let bound = vec![b.bind(x)?, b.bind(&mut out.clone())?];
     let mut s = bindings(1);
     s.push_str(&element_main(out.len()));
     s.push_str(&coords("i", &shape, "c"));
-    let mut source = String::from("0u");
-    for (d, (&scale, &stride)) in scales.iter().zip(&own).enumerate() {
-        let _ = write!(source, " + (c{d} / {scale}u) * {stride}u");
+    let mut offset = String::from("0u");
+    for (d, &stride) in own.iter().enumerate() {
+        let _ = write!(offset, " + ({}) * {stride}u", source(d));
     }
-    let _ = writeln!(s, "out[i] = in0[{source}];\n}}");
+    let _ = writeln!(s, "out[i] = in0[{offset}];\n}}");
     let groups = groups(out.len() as u64, &b.node)?;
     b.dispatch(s, bound, groups);
     Ok(out)
