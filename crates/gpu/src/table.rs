@@ -248,12 +248,26 @@ fn unbatched(mut y: Val, added: bool) -> Vec<Val> {
 }
 
 /// The 2-D window of a pool spec over `input` (NCHW or NCW, batched; the latter as H = 1).
-fn window(b: &Builder, op: &str, spec: &PoolSpec, input: &[usize], output: &[usize]) -> Result<Window> {
+/// `adjustments` are a transposed convolution's (its padding is computed the other way round).
+fn window(
+    b: &Builder,
+    op: &str,
+    spec: &PoolSpec,
+    input: &[usize],
+    output: &[usize],
+    adjustments: Option<&[usize]>,
+) -> Result<Window> {
     let rank = spec.rank();
-    if !(1..=2).contains(&rank) || input.len() != rank + 2 {
+    if !(1..=2).contains(&rank) || input.len() != rank + 2 || adjustments.is_some_and(|a| a.len() != rank) {
         return Err(b.unsupported(op, format!("{rank}-D windows over shape {input:?}")));
     }
-    let padding = spec.computed_padding(&input[2..]);
+    let padding = match adjustments {
+        None => spec.computed_padding(&input[2..]),
+        Some(adjustments) => spec
+            .padding
+            .compute_for_deconv(&input[2..], &spec.kernel_shape, &spec.dilations(), &spec.strides(), adjustments)
+            .map_err(|e| b.unsupported(op, format!("padding: {e}")))?,
+    };
     let two = |v: &[usize], fill: usize| if v.len() == 1 { [fill, v[0]] } else { [v[0], v[1]] };
     let before: Vec<usize> = padding.iter().map(|p| p.pad_before).collect();
     let after: Vec<usize> = padding.iter().map(|p| p.pad_after).collect();
@@ -268,7 +282,29 @@ fn window(b: &Builder, op: &str, spec: &PoolSpec, input: &[usize], output: &[usi
     })
 }
 
-fn conv_(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<Vec<Val>> {
+/// What a convolution and a transposed one share once their op-specific checks passed: the batch
+/// axis, the window, the group arithmetic and the kernel.
+fn convolve(
+    b: &mut Builder,
+    node: &TypedNode,
+    mut inputs: Vec<Val>,
+    spec: &PoolSpec,
+    group: usize,
+    direction: Direction,
+    adjustments: Option<&[usize]>,
+) -> Result<Vec<Val>> {
+    let op = &*node.op.name();
+    let mut out_shape = output_shape(node, 0);
+    let added = batched(b, op, spec, &mut inputs[0], &mut out_shape)?;
+    let window = window(b, op, spec, &inputs[0].shape, &out_shape, adjustments)?;
+    let [x, w, bias] = &mut inputs[..] else { return Err(b.unsupported(op, "expected data, kernel and bias")) };
+    if w.shape.len() != x.shape.len() || group == 0 || x.shape[1] % group != 0 || w.shape[0] % group != 0 {
+        return Err(b.unsupported(op, format!("kernel {:?} over {:?} in {group} groups", w.shape, x.shape)));
+    }
+    Ok(unbatched(conv::emit(b, x, w, bias, &window, group, direction, out_shape)?, added))
+}
+
+fn conv_(b: &mut Builder, node: &TypedNode, inputs: Vec<Val>) -> Result<Vec<Val>> {
     let op = node.op_as::<Conv>().ok_or_else(|| b.unsupported("Conv", "not a convolution"))?;
     if op.q_params.is_some() {
         return Err(b.unsupported("Conv", "quantized convolution"));
@@ -276,50 +312,15 @@ fn conv_(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<Vec<
     if op.kernel_fmt != KernelFormat::OIHW {
         return Err(b.unsupported("Conv", format!("kernel format {:?}", op.kernel_fmt)));
     }
-    let mut out_shape = output_shape(node, 0);
-    let added = batched(b, "Conv", &op.pool_spec, &mut inputs[0], &mut out_shape)?;
-    let window = window(b, "Conv", &op.pool_spec, &inputs[0].shape, &out_shape)?;
-    let [x, w, bias] = &mut inputs[..] else { return Err(b.unsupported("Conv", "expected data, kernel and bias")) };
-    if w.shape.len() != x.shape.len() || op.group == 0 || x.shape[1] % op.group != 0 || w.shape[0] % op.group != 0 {
-        return Err(b.unsupported("Conv", format!("kernel {:?} over {:?} in {} groups", w.shape, x.shape, op.group)));
-    }
-    Ok(unbatched(conv::emit(b, x, w, bias, &window, op.group, Direction::Forward, out_shape)?, added))
+    convolve(b, node, inputs, &op.pool_spec, op.group, Direction::Forward, None)
 }
 
-fn deconv(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<Vec<Val>> {
+fn deconv(b: &mut Builder, node: &TypedNode, inputs: Vec<Val>) -> Result<Vec<Val>> {
     let op = node.op_as::<Deconv>().ok_or_else(|| b.unsupported("Deconv", "not a transposed convolution"))?;
     if op.kernel_format != KernelFormat::OIHW {
         return Err(b.unsupported("Deconv", format!("kernel format {:?}", op.kernel_format)));
     }
-    let spec = &op.pool_spec;
-    let mut out_shape = output_shape(node, 0);
-    let added = batched(b, "Deconv", spec, &mut inputs[0], &mut out_shape)?;
-    let input = inputs[0].shape.clone();
-    let rank = spec.rank();
-    if !(1..=2).contains(&rank) || input.len() != rank + 2 || op.adjustments.len() != rank {
-        return Err(b.unsupported("Deconv", format!("{rank}-D windows over shape {input:?}")));
-    }
-    let padding = spec
-        .padding
-        .compute_for_deconv(&input[2..], &spec.kernel_shape, &spec.dilations(), &spec.strides(), &op.adjustments)
-        .map_err(|e| b.unsupported("Deconv", format!("padding: {e}")))?;
-    let two = |v: &[usize], fill: usize| if v.len() == 1 { [fill, v[0]] } else { [v[0], v[1]] };
-    let before: Vec<usize> = padding.iter().map(|p| p.pad_before).collect();
-    let after: Vec<usize> = padding.iter().map(|p| p.pad_after).collect();
-    let window = Window {
-        kernel: two(&spec.kernel_shape, 1),
-        strides: two(&spec.strides(), 1),
-        dilations: two(&spec.dilations(), 1),
-        pad: two(&before, 0),
-        pad_after: two(&after, 0),
-        input: two(&input[2..], 1),
-        output: two(&out_shape[2..], 1),
-    };
-    let [x, w, bias] = &mut inputs[..] else { return Err(b.unsupported("Deconv", "expected data, kernel and bias")) };
-    if w.shape.len() != x.shape.len() || op.group == 0 || x.shape[1] % op.group != 0 || w.shape[0] % op.group != 0 {
-        return Err(b.unsupported("Deconv", format!("kernel {:?} over {:?} in {} groups", w.shape, x.shape, op.group)));
-    }
-    Ok(unbatched(conv::emit(b, x, w, bias, &window, op.group, Direction::Transposed, out_shape)?, added))
+    convolve(b, node, inputs, &op.pool_spec, op.group, Direction::Transposed, Some(&op.adjustments))
 }
 
 fn max_pool(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<Vec<Val>> {
@@ -329,7 +330,7 @@ fn max_pool(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<V
     }
     let mut out_shape = output_shape(node, 0);
     let added = batched(b, "MaxPool", &op.pool_spec, &mut inputs[0], &mut out_shape)?;
-    let window = window(b, "MaxPool", &op.pool_spec, &inputs[0].shape, &out_shape)?;
+    let window = window(b, "MaxPool", &op.pool_spec, &inputs[0].shape, &out_shape, None)?;
     Ok(unbatched(pool::emit(b, &mut inputs[0], &window, Pooling::Max, out_shape)?, added))
 }
 
@@ -337,7 +338,7 @@ fn sum_pool(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<V
     let op = node.op_as::<SumPool>().ok_or_else(|| b.unsupported("SumPool", "not a sum pool"))?;
     let mut out_shape = output_shape(node, 0);
     let added = batched(b, "SumPool", &op.pool_spec, &mut inputs[0], &mut out_shape)?;
-    let window = window(b, "SumPool", &op.pool_spec, &inputs[0].shape, &out_shape)?;
+    let window = window(b, "SumPool", &op.pool_spec, &inputs[0].shape, &out_shape, None)?;
     let pooling = Pooling::Sum { normalize: op.normalize, count_pad: op.count_include_pad };
     Ok(unbatched(pool::emit(b, &mut inputs[0], &window, pooling, out_shape)?, added))
 }

@@ -10,21 +10,43 @@
 //! **Invariant:** a session runs on a GPU only after every step passed; otherwise the caller gets
 //! a [`Refusal`] naming the step and the node, tensor or error that failed it.
 
-use crate::backend::{Backend, Refusal};
+use crate::backend::{Backend, Engine, Refusal};
 use crate::compare::{Comparison, compare};
 use crate::cpu::CpuEngine;
 use crate::model::{Dim, Model, ValueInfo};
 use crate::session::{BackendChoice, SessionOptions};
 use crate::tensor::DType;
-use crate::{Result, Tensor};
+use crate::unwind::{Panic, guarded};
+use crate::{Error, Result, Tensor};
 
 /// A compiled GPU engine, before the probe.
+///
+/// `async fn`s, not boxed futures: callers instantiate them with a concrete engine, so a session's
+/// future stays `Send` wherever the engine's is (the edge host spawns it on tokio).
 pub(crate) trait Candidate: Backend {
+    /// The engine, as its errors name it.
+    const ENGINE: Engine;
+
+    /// One run, unguarded.
+    async fn run_inner(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>>;
+
     /// Runs, turning a panic or failure into a refusal: the engine is not trusted yet.
-    ///
-    /// An `async fn`, not a boxed future: callers instantiate it with a concrete engine, so a
-    /// session's future stays `Send` wherever the engine's is (the edge host spawns it on tokio).
-    async fn run_guarded(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, Refusal>;
+    async fn run_guarded(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, Refusal> {
+        guarded(self.run_inner(inputs)).await.map_err(panicked)?.map_err(|e| Refusal::Failed { message: e.to_string() })
+    }
+}
+
+/// A proven engine's run (its `Backend::run`). The guard stays: a panic on other data than the
+/// probe's must not take the process down.
+pub(crate) async fn run_proven<E: Candidate>(engine: &E, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
+    guarded(engine.run_inner(inputs))
+        .await
+        .map_err(|Panic(message)| Error::Engine { engine: E::ENGINE, message: format!("panicked: {message}") })?
+}
+
+/// A panic caught while opening or proving an engine.
+pub(crate) fn panicked(Panic(message): Panic) -> Refusal {
+    Refusal::Panicked { message }
 }
 
 /// What an engine's `open` gives back: the engine and the adapter it runs on.

@@ -4,10 +4,10 @@
 use tract_onnx::prelude::{Framework, InferenceModelExt};
 
 use crate::backend::{Backend, Engine, LocalBoxFuture, Refusal};
-use crate::gate::{Candidate, Opened, Refused, check_inputs, check_software};
+use crate::gate::{Candidate, Opened, Refused, check_inputs, check_software, panicked, run_proven};
 use crate::model::Model;
 use crate::session::SessionOptions;
-use crate::unwind::{Panic, guarded, guarded_sync};
+use crate::unwind::{guarded, guarded_sync};
 use crate::{Error, Result, Tensor, TensorData};
 
 pub(crate) struct GpuEngine {
@@ -41,7 +41,9 @@ pub(crate) async fn open(model: &Model, options: &SessionOptions) -> Result<Open
     Ok(Opened { engine: GpuEngine { program, outputs }, adapter })
 }
 
-impl GpuEngine {
+impl Candidate for GpuEngine {
+    const ENGINE: Engine = Engine::Gpu;
+
     async fn run_inner(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
         let mut flat = Vec::with_capacity(inputs.len());
         for tensor in &inputs {
@@ -60,17 +62,9 @@ impl GpuEngine {
     }
 }
 
-impl Candidate for GpuEngine {
-    async fn run_guarded(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, Refusal> {
-        guarded(self.run_inner(inputs)).await.map_err(panicked)?.map_err(|e| Refusal::Failed { message: e.to_string() })
-    }
-}
-
 impl Backend for GpuEngine {
     fn run<'a>(&'a self, inputs: Vec<Tensor>) -> LocalBoxFuture<'a, Result<Vec<Tensor>>> {
-        Box::pin(async move {
-            guarded(self.run_inner(inputs)).await.map_err(|Panic(message)| gpu_error(format!("panicked: {message}")))?
-        })
+        Box::pin(run_proven(self, inputs))
     }
 }
 
@@ -85,10 +79,6 @@ fn refusal(error: gpu::Error) -> Refusal {
         gpu::Error::TooLarge { tensor, bytes, limit } => Refusal::TooLarge { tensor, bytes, limit },
         other => Refusal::Failed { message: other.to_string() },
     }
-}
-
-fn panicked(Panic(message): Panic) -> Refusal {
-    Refusal::Panicked { message }
 }
 
 fn gpu_error(message: String) -> Error {

@@ -23,45 +23,30 @@ pub(crate) struct Window {
 }
 
 impl Window {
-    /// WGSL that loops `ky`, `kx` over the window of output (`oy`, `ox`), skipping positions outside
-    /// the input, with `iy`, `ix` in scope for `body`.
-    pub fn each(&self, body: &str) -> String {
+    /// WGSL that loops `ky`, `kx` over the taps of output (`oy`, `ox`) in `direction`, skipping
+    /// positions outside the input, with `iy`, `ix` in scope for `body`. Forward:
+    /// `i = o · stride + k · dilation - pad`; transposed: `o + pad = i · stride + k · dilation`.
+    pub fn each(&self, direction: Direction, body: &str) -> String {
+        let axis = |ax: usize, o: &str, k: &str, i: &str| {
+            let (s, d, p, n) = (self.strides[ax], self.dilations[ax], self.pad[ax], self.input[ax]);
+            match direction {
+                Direction::Forward => format!(
+                    "let {i} = i32({o} * {s}u + {k} * {d}u) - {p};\n\
+                     if ({i} < 0 || {i} >= {n}) {{ continue; }}\n"
+                ),
+                Direction::Transposed => format!(
+                    "let t{i} = i32({o} + {p}u) - i32({k} * {d}u);\n\
+                     if (t{i} < 0 || t{i} % {s} != 0) {{ continue; }}\n\
+                     let {i} = t{i} / {s};\n\
+                     if ({i} >= {n}) {{ continue; }}\n"
+                ),
+            }
+        };
         let [kh, kw] = self.kernel;
-        let [sy, sx] = self.strides;
-        let [dy, dx] = self.dilations;
-        let [py, px] = self.pad;
-        let [ih, iw] = self.input;
         format!(
-            "for (var ky = 0u; ky < {kh}u; ky++) {{\n\
-             let iy = i32(oy * {sy}u + ky * {dy}u) - {py};\n\
-             if (iy < 0 || iy >= {ih}) {{ continue; }}\n\
-             for (var kx = 0u; kx < {kw}u; kx++) {{\n\
-             let ix = i32(ox * {sx}u + kx * {dx}u) - {px};\n\
-             if (ix < 0 || ix >= {iw}) {{ continue; }}\n\
-             {body}\n}}\n}}\n"
-        )
-    }
-
-    /// As [`Window::each`], for a transposed convolution: the taps `ky`, `kx` and input positions
-    /// `iy`, `ix` with `oy + pad = iy · stride + ky · dilation`.
-    pub fn each_transposed(&self, body: &str) -> String {
-        let [kh, kw] = self.kernel;
-        let [sy, sx] = self.strides;
-        let [dy, dx] = self.dilations;
-        let [py, px] = self.pad;
-        let [ih, iw] = self.input;
-        format!(
-            "for (var ky = 0u; ky < {kh}u; ky++) {{\n\
-             let ty = i32(oy + {py}u) - i32(ky * {dy}u);\n\
-             if (ty < 0 || ty % {sy} != 0) {{ continue; }}\n\
-             let iy = ty / {sy};\n\
-             if (iy >= {ih}) {{ continue; }}\n\
-             for (var kx = 0u; kx < {kw}u; kx++) {{\n\
-             let tx = i32(ox + {px}u) - i32(kx * {dx}u);\n\
-             if (tx < 0 || tx % {sx} != 0) {{ continue; }}\n\
-             let ix = tx / {sx};\n\
-             if (ix >= {iw}) {{ continue; }}\n\
-             {body}\n}}\n}}\n"
+            "for (var ky = 0u; ky < {kh}u; ky++) {{\n{}for (var kx = 0u; kx < {kw}u; kx++) {{\n{}{body}\n}}\n}}\n",
+            axis(0, "oy", "ky", "iy"),
+            axis(1, "ox", "kx", "ix"),
         )
     }
 }
@@ -120,10 +105,7 @@ pub(crate) fn emit(
         kh * kw
     );
     let tap = format!("acc = fma(in0[xbase + u32(iy) * {iw}u + u32(ix)], in1[wbase + ky * {kw}u + kx], acc);");
-    s.push_str(&match direction {
-        Direction::Forward => window.each(&tap),
-        Direction::Transposed => window.each_transposed(&tap),
-    });
+    s.push_str(&window.each(direction, &tap));
     s.push_str("}\nout[i] = acc;\n}\n");
     let groups = groups(total as u64, &b.node)?;
     b.dispatch(s, bound, groups);

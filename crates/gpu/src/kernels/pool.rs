@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::conv::Window;
+use super::conv::{Direction, Window};
 use super::{bindings, element_main, groups};
 use crate::error::Result;
 use crate::plan::{Builder, Val};
@@ -39,11 +39,16 @@ pub(crate) fn emit(
         Pooling::Max => {
             // The first position in the window seeds the maximum: no infinity literal needed.
             s.push_str("var acc = 0.0; var seen = false;\n");
-            s.push_str(&window.each(&format!("let v = {at}; if (!seen || v > acc) {{ acc = v; seen = true; }}")));
+            s.push_str(
+                &window.each(
+                    Direction::Forward,
+                    &format!("let v = {at}; if (!seen || v > acc) {{ acc = v; seen = true; }}"),
+                ),
+            );
         }
         Pooling::Sum { .. } => {
             s.push_str("var acc = 0.0; var count = 0u;\n");
-            s.push_str(&window.each(&format!("acc += {at}; count += 1u;")));
+            s.push_str(&window.each(Direction::Forward, &format!("acc += {at}; count += 1u;")));
         }
     }
     match pooling {

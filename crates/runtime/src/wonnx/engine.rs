@@ -7,8 +7,8 @@ use wonnx::utils::{InputTensor, OutputTensor};
 
 use super::prepare::Prepared;
 use crate::backend::{Backend, Engine, LocalBoxFuture, Refusal};
-use crate::gate::Candidate;
-use crate::unwind::{Panic, guarded};
+use crate::gate::{Candidate, panicked, run_proven};
+use crate::unwind::guarded;
 use crate::{Error, Result, Tensor, TensorData};
 
 pub(crate) struct WonnxEngine {
@@ -26,6 +26,10 @@ impl WonnxEngine {
             .map_err(|e| Refusal::Failed { message: format!("wonnx cannot compile this model: {e}") })?;
         Ok(WonnxEngine { session, inputs: prepared.inputs, outputs: prepared.outputs })
     }
+}
+
+impl Candidate for WonnxEngine {
+    const ENGINE: Engine = Engine::Wonnx;
 
     async fn run_inner(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
         let mut feed = HashMap::with_capacity(inputs.len());
@@ -51,23 +55,10 @@ impl WonnxEngine {
     }
 }
 
-impl Candidate for WonnxEngine {
-    async fn run_guarded(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, Refusal> {
-        guarded(self.run_inner(inputs)).await.map_err(panicked)?.map_err(|e| Refusal::Failed { message: e.to_string() })
-    }
-}
-
 impl Backend for WonnxEngine {
     fn run<'a>(&'a self, inputs: Vec<Tensor>) -> LocalBoxFuture<'a, Result<Vec<Tensor>>> {
-        Box::pin(async move {
-            // The probe passed, yet the guard stays: a panic on other data must not take the process down.
-            guarded(self.run_inner(inputs)).await.map_err(|Panic(message)| gpu_error(format!("panicked: {message}")))?
-        })
+        Box::pin(run_proven(self, inputs))
     }
-}
-
-fn panicked(Panic(message): Panic) -> Refusal {
-    Refusal::Panicked { message }
 }
 
 fn gpu_error(message: String) -> Error {
