@@ -1,5 +1,5 @@
-//! Criterion benches of every engine on the fixtures (batch 16): the CPU engine, ours on the GPU and
-//! wonnx. A GPU engine is skipped, with a message, where the gate refuses it.
+//! Criterion benches of both engines on the fixtures (batch 16): the CPU engine and the GPU
+//! engine. The GPU engine is skipped, with a message, where the gate refuses it.
 
 use std::path::Path;
 
@@ -19,9 +19,7 @@ fn engines(c: &mut Criterion) {
         let (model, inputs) = fixture(name);
         let dims = runtime::free_dims_of(model.inputs(), &inputs);
         let mut group = c.benchmark_group(name);
-        for (label, backend) in
-            [("cpu", BackendChoice::Cpu), ("gpu", BackendChoice::Gpu), ("wonnx", BackendChoice::Wonnx)]
-        {
+        for (label, backend) in [("cpu", BackendChoice::Cpu), ("gpu", BackendChoice::Gpu)] {
             let options = SessionOptions { backend, dims: dims.clone(), ..SessionOptions::default() };
             let session = match pollster::block_on(Session::new(&model, &options)) {
                 Ok(session) => session,

@@ -39,8 +39,6 @@ pub struct Args {
 enum Engines {
     Cpu,
     Gpu,
-    /// wonnx, the second GPU engine.
-    Wonnx,
     All,
 }
 
@@ -71,8 +69,7 @@ pub fn main(args: Args) -> Result<ExitCode> {
     let engines: &[Engine] = match args.engines {
         Engines::Cpu => &[Engine::Cpu],
         Engines::Gpu => &[Engine::Gpu],
-        Engines::Wonnx => &[Engine::Wonnx],
-        Engines::All => &[Engine::Cpu, Engine::Gpu, Engine::Wonnx],
+        Engines::All => &[Engine::Cpu, Engine::Gpu],
     };
     let tolerance = Tolerance { abs: args.atol, rel: args.rtol };
     let mut outcomes = Vec::new();
@@ -190,7 +187,6 @@ fn run_case(case: &Path, engine: Engine, tolerance: Tolerance) -> Verdict {
         let backend = match engine {
             Engine::Cpu => BackendChoice::Cpu,
             Engine::Gpu => BackendChoice::Gpu,
-            Engine::Wonnx => BackendChoice::Wonnx,
         };
         let options = SessionOptions { backend, dims: free_dims_of(model.inputs(), &inputs), ..Default::default() };
         let session = match pollster::block_on(Session::new(&model, &options)) {

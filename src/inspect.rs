@@ -52,7 +52,7 @@ fn cost(model: &Model, args: &Args, backend: BackendChoice) -> Result<Cost, Stri
 
 pub fn main(args: Args) -> Result<ExitCode> {
     let model = load_model(&args.model)?;
-    let choices = [("cpu", BackendChoice::Cpu), ("gpu", BackendChoice::Gpu), ("wonnx", BackendChoice::Wonnx)];
+    let choices = [("cpu", BackendChoice::Cpu), ("gpu", BackendChoice::Gpu)];
     let engines: Vec<(&str, Result<String, String>)> = choices
         .into_iter()
         .map(|(name, backend)| {

@@ -12,7 +12,6 @@ pub enum Backend {
     Auto,
     Gpu,
     Cpu,
-    Wonnx,
 }
 
 impl From<Backend> for BackendChoice {
@@ -21,15 +20,14 @@ impl From<Backend> for BackendChoice {
             Backend::Auto => BackendChoice::Auto,
             Backend::Gpu => BackendChoice::Gpu,
             Backend::Cpu => BackendChoice::Cpu,
-            Backend::Wonnx => BackendChoice::Wonnx,
         }
     }
 }
 
 #[derive(Debug, clap::Args)]
 pub struct SessionArgs {
-    /// Engine: auto (a hardware GPU where the gate passes, else the CPU), gpu (our GPU engine, any
-    /// adapter), cpu, or wonnx (the second GPU engine, only when asked for).
+    /// Engine: auto (a hardware GPU where the gate passes, else the CPU), gpu (the GPU engine, any
+    /// adapter), or cpu.
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: Backend,
     /// Fix a free dim, e.g. `--dim N=8` (as onnxruntime's freeDimensionOverrides).

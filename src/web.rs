@@ -23,11 +23,16 @@ pub struct Args {
     /// The ingest key the demo sends telemetry with.
     #[arg(long, requires = "collector")]
     key: Option<String>,
+    /// More models to serve under `/models/` (one folder per model, as the fixtures are), before
+    /// the fixtures.
+    #[arg(long, value_name = "DIR")]
+    models: Option<PathBuf>,
 }
 
 pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     let telemetry = args.collector.zip(args.key);
-    let app = router(&args.root, telemetry.as_ref().map(|(c, k)| (c.as_str(), k.as_str())))?;
+    let telemetry = telemetry.as_ref().map(|(c, k)| (c.as_str(), k.as_str()));
+    let app = router(&args.root, args.models.as_deref(), telemetry)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let listener =
@@ -45,13 +50,20 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The demo app, the browser package and the fixture models under `root`; the page sends its
-/// telemetry to `telemetry` (collector URL, ingest key) when given.
-pub(crate) fn router(root: &Path, telemetry: Option<(&str, &str)>) -> anyhow::Result<Router> {
+/// The demo app, the browser package and the fixture models under `root` (after the folders in
+/// `models`, when given); the page sends its telemetry to `telemetry` (collector URL, ingest key)
+/// when given.
+pub(crate) fn router(root: &Path, models: Option<&Path>, telemetry: Option<(&str, &str)>) -> anyhow::Result<Router> {
     let pkg = root.join("pkg");
     if !pkg.join("sextant.js").is_file() {
         bail!("{} has no browser package: run `cargo xtask web` first", pkg.display());
     }
+    let fixtures = ServeDir::new(root.join(FIXTURES));
+    let models = match models {
+        Some(dir) if !dir.is_dir() => bail!("--models {}: not a folder", dir.display()),
+        Some(dir) => Router::new().fallback_service(ServeDir::new(dir).fallback(fixtures)),
+        None => Router::new().fallback_service(fixtures),
+    };
     let samples = digit_samples(root)?;
     let config = serde_json::json!({
         "telemetry": telemetry.map(|(collector, key)| serde_json::json!({ "collector": collector, "key": key })),
@@ -60,9 +72,12 @@ pub(crate) fn router(root: &Path, telemetry: Option<(&str, &str)>) -> anyhow::Re
         .route("/config.json", axum::routing::get(move || async move { axum::Json(config) }))
         .route("/samples.json", axum::routing::get(move || async move { axum::Json(samples) }))
         .nest_service("/pkg", ServeDir::new(pkg))
-        .nest_service("/models", ServeDir::new(root.join("crates/runtime/test_data/models")))
+        .nest_service("/models", models)
         .fallback_service(ServeDir::new(root.join("www/demo"))))
 }
+
+/// The fixture models, under the repository root.
+const FIXTURES: &str = "crates/runtime/test_data/models";
 
 /// Held-out digits (8×8, values 0–16) from the digits model's test case: the demo's samples.
 fn digit_samples(root: &Path) -> anyhow::Result<serde_json::Value> {

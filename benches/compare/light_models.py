@@ -89,9 +89,10 @@ def main():
             feeds[info.name] = np.random.default_rng(100 + i).uniform(0, 1, size=shape).astype(np.float32)
             with open(os.path.join(folder, "test_data_set_0", f"input_{i}.pb"), "wb") as f:
                 f.write(numpy_helper.from_array(feeds[info.name], info.name).SerializeToString())
-        for i, value in enumerate(session.run(None, feeds)):
+        outputs = [o.name for o in session.get_outputs()]
+        for i, (value, output) in enumerate(zip(session.run(None, feeds), outputs)):
             with open(os.path.join(folder, "test_data_set_0", f"output_{i}.pb"), "wb") as f:
-                f.write(numpy_helper.from_array(value).SerializeToString())
+                f.write(numpy_helper.from_array(value, output).SerializeToString())
         print(f"{name}: {os.path.getsize(path)} bytes, {len(model.graph.node)} nodes")
 
 

@@ -74,9 +74,10 @@ def main():
         feed = np.random.default_rng(200 + seed).uniform(0, 1, size=shape).astype(np.float32)
         with open(os.path.join(folder, "test_data_set_0", "input_0.pb"), "wb") as f:
             f.write(numpy_helper.from_array(feed, info.name).SerializeToString())
-        for i, value in enumerate(session.run(None, {info.name: feed})):
+        outputs = [o.name for o in session.get_outputs()]
+        for i, (value, output) in enumerate(zip(session.run(None, {info.name: feed}), outputs)):
             with open(os.path.join(folder, "test_data_set_0", f"output_{i}.pb"), "wb") as f:
-                f.write(numpy_helper.from_array(value).SerializeToString())
+                f.write(numpy_helper.from_array(value, output).SerializeToString())
         print(f"{name}: {len(model)} bytes from {wheel}")
 
 

@@ -109,7 +109,7 @@ async fn run(args: Args) -> Result<ExitCode> {
     let token = |role| Token::generate().map(|t| (role, t));
     let (ingest, read, admin) = (token(Role::Ingest)?, token(Role::Read)?, token(Role::Admin)?);
     // The web demo (digits in a real browser), its telemetry to the same collector.
-    let web = match crate::web::router(&root, Some((&collector_url, ingest.1.secret()))) {
+    let web = match crate::web::router(&root, None, Some((&collector_url, ingest.1.secret()))) {
         Ok(app) => {
             let listener = bind(args.web_listen).await?;
             Some((format!("http://{}", listener.local_addr()?), listener, app))

@@ -7,7 +7,7 @@ fn committed_cases_pass_or_are_refused_with_a_reason() {
     let dir = test_data().join("conformance");
     let report = json(&sextant(&["conformance", dir.to_str().unwrap(), "--json"]));
     let summary = &report["summary"];
-    for engine in ["cpu", "gpu", "wonnx"] {
+    for engine in ["cpu", "gpu"] {
         assert_eq!(summary[engine]["wrong"], 0, "{engine}: {summary}");
         assert_eq!(summary[engine]["panicked"], 0, "{engine}: {summary}");
     }
@@ -19,10 +19,9 @@ fn committed_cases_pass_or_are_refused_with_a_reason() {
         assert!(!outcome["reason"].as_str().unwrap().is_empty(), "{outcome}");
     }
     if gpu_available() {
-        // Our engine's table and wonnx's allowlist admit exactly the cases proven on lavapipe: a
-        // drop is a regression, a rise a kernel whose count belongs here.
+        // The engine's table admits exactly the cases proven on lavapipe: a drop is a regression,
+        // a rise a kernel whose count belongs here.
         assert_eq!(summary["gpu"]["pass"], 85, "{summary}");
-        assert_eq!(summary["wonnx"]["pass"], 18, "{summary}");
     }
 }
 

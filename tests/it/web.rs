@@ -5,7 +5,9 @@
 //! and the page reloads in between.
 //!
 //! Needs what the dashboard test needs plus the package (`cargo xtask web`); skips loudly without
-//! them unless `SEXTANT_REQUIRE_BROWSER` is set.
+//! them unless `SEXTANT_REQUIRE_BROWSER` is set. With `SEXTANT_REAL_MODELS` (a folder of cases
+//! `benches/compare/light_models.py` wrote; `cargo xtask ci` sets it) the page also runs the real
+//! models in [`REAL_MODELS`] on both engines.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -18,6 +20,18 @@ use crate::collect::{Keys, create_keys, get_json, sqlite_path, stored_prediction
 use crate::{browser_tools, fixture};
 
 const MODEL: &str = "digits-mlp";
+
+/// Real models the page runs on WebGPU when `SEXTANT_REAL_MODELS` has them.
+const REAL_MODELS: [&str; 1] = ["squeezenet"];
+
+/// The folder of real models, when the environment names one.
+fn real_models() -> Option<PathBuf> {
+    let dir = PathBuf::from(std::env::var_os("SEXTANT_REAL_MODELS")?);
+    for name in REAL_MODELS {
+        assert!(dir.join(name).join("model.onnx").is_file(), "SEXTANT_REAL_MODELS has no {name}: {}", dir.display());
+    }
+    Some(dir)
+}
 
 /// A collector on a fixed address that can be stopped and started again on the same database.
 struct Collect {
@@ -56,8 +70,9 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// The fixtures' inputs and onnxruntime's outputs, as JSON the page turns into typed arrays.
-fn reference_cases(dir: &Path) -> PathBuf {
+/// The fixtures' (and real models') inputs and onnxruntime's outputs, as JSON the page turns into
+/// typed arrays.
+fn reference_cases(dir: &Path, real: Option<&Path>) -> PathBuf {
     let tensor = |path: PathBuf| {
         let bytes = std::fs::read(&path).unwrap();
         let t = runtime::onnx_pb::decode(&bytes).unwrap();
@@ -68,10 +83,14 @@ fn reference_cases(dir: &Path) -> PathBuf {
             "data": t.data().to_f64_vec(),
         })
     };
-    let cases: Vec<serde_json::Value> = ["digits_mlp", "digits_cnn", "wine_tabular", "gpu_ops", "embedding", "dtypes"]
-        .iter()
-        .map(|name| {
-            let data = fixture(name).join("test_data_set_0");
+    let fixtures =
+        ["digits_mlp", "digits_cnn", "wine_tabular", "gpu_ops", "embedding", "dtypes"].map(|n| (n, fixture(n)));
+    let real = real.into_iter().flat_map(|dir| REAL_MODELS.map(|n| (n, dir.join(n))));
+    let cases: Vec<serde_json::Value> = fixtures
+        .into_iter()
+        .chain(real)
+        .map(|(name, folder)| {
+            let data = folder.join("test_data_set_0");
             let files = |prefix: &str| {
                 let mut found: Vec<PathBuf> = std::fs::read_dir(&data)
                     .unwrap()
@@ -175,12 +194,18 @@ async fn the_browser_package_runs_models_and_delivers_telemetry_exactly_once_in_
     assert_eq!(put.status(), 204);
 
     // `sextant web`, the real binary.
-    let mut web = tokio::process::Command::new(env!("CARGO_BIN_EXE_sextant"))
-        .args(["web", "--addr", &format!("127.0.0.1:{web_port}"), "--collector", &url, "--key", &keys.ingest])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let real = real_models();
+    if real.is_none() {
+        eprintln!(
+            "\n\n*** SKIPPED in the page: real models (SEXTANT_REAL_MODELS is not set; `cargo xtask ci` sets it) ***\n\n"
+        );
+    }
+    let mut web = tokio::process::Command::new(env!("CARGO_BIN_EXE_sextant"));
+    web.args(["web", "--addr", &format!("127.0.0.1:{web_port}"), "--collector", &url, "--key", &keys.ingest]);
+    if let Some(dir) = &real {
+        web.arg("--models").arg(dir);
+    }
+    let mut web = web.stdout(Stdio::piped()).kill_on_drop(true).spawn().unwrap();
     let mut lines = BufReader::new(web.stdout.take().unwrap()).lines();
     let first = lines.next_line().await.unwrap().unwrap_or_default();
     assert_eq!(first, format!("serving the demo on {origin}/"));
@@ -188,7 +213,7 @@ async fn the_browser_package_runs_models_and_delivers_telemetry_exactly_once_in_
     let env = [
         ("SEXTANT_URL", origin.clone()),
         ("SEXTANT_CHROMIUM", chromium.display().to_string()),
-        ("SEXTANT_CASES", reference_cases(&work).display().to_string()),
+        ("SEXTANT_CASES", reference_cases(&work, real.as_deref()).display().to_string()),
         ("SEXTANT_ARTIFACTS", work.join("screenshots").display().to_string()),
         ("SEXTANT_PROFILE_DIR", work.join("chromium-profile").display().to_string()),
         ("SEXTANT_SAMPLES", "6".to_owned()),
@@ -197,7 +222,7 @@ async fn the_browser_package_runs_models_and_delivers_telemetry_exactly_once_in_
     // The API, on both engines, then the demo online.
     let api = phase(&script, &env, "api").await;
     eprintln!("{}", serde_json::to_string_pretty(&api).unwrap());
-    check_api(&api["api"]);
+    check_api(&api["api"], real.is_some());
     let cnn = std::fs::metadata(fixture("digits_cnn/model.onnx")).unwrap().len();
     assert_eq!(api["api"]["progress"], serde_json::json!([cnn, cnn]), "progress ends at the model's size");
     // The reference run, the progress check and the cache fill fetch it; the cached load does not.
@@ -248,7 +273,7 @@ async fn the_browser_package_runs_models_and_delivers_telemetry_exactly_once_in_
     web.kill().await.unwrap();
 }
 
-fn check_api(api: &serde_json::Value) {
+fn check_api(api: &serde_json::Value, real: bool) {
     for (name, run) in api["runs"].as_object().unwrap() {
         if name.ends_with("/webgpu") {
             continue;
@@ -288,25 +313,36 @@ fn check_api(api: &serde_json::Value) {
     assert_eq!(api["still_runs"], serde_json::json!([1, 10]), "the module still runs after every error");
     assert_eq!(api["cached"], serde_json::json!([true, true]));
 
-    // The GPU gate in the page: Softmax is refused on the web, and `auto` says why it runs on the CPU.
+    // The GPU engine in the page (WebGPU; SwiftShader here), and `auto` saying why it runs on
+    // the CPU.
     assert_eq!(api["auto"]["backend"], "cpu", "{}", api["auto"]);
     assert!(!api["auto"]["reason"].as_str().unwrap().is_empty(), "{}", api["auto"]);
-    let gpu = &api["runs"]["gpu_ops/webgpu"];
-    let softmax = &api["errors"]["softmax_on_webgpu"];
-    assert_eq!(softmax["code"], "engine_refused", "{softmax}");
-    if gpu["error"].as_str().is_some_and(|e| e.contains("no GPU adapter")) {
+    let runs = &api["runs"];
+    if runs["digits_mlp/webgpu"]["error"].as_str().is_some_and(|e| e.contains("no GPU adapter")) {
         assert!(
             std::env::var_os("SEXTANT_REQUIRE_WEBGPU").is_none(),
-            "SEXTANT_REQUIRE_WEBGPU is set but Chromium has no WebGPU adapter: {gpu}"
+            "SEXTANT_REQUIRE_WEBGPU is set but Chromium has no WebGPU adapter: {}",
+            runs["digits_mlp/webgpu"]
         );
         eprintln!("\n\n*** SKIPPED: Chromium exposes no WebGPU adapter here; the WebGPU engine was not run ***\n\n");
         return;
     }
-    assert!(softmax["message"].as_str().unwrap().contains("Softmax"), "{softmax}");
     let software = &api["auto_software"];
     assert_eq!(software["backend"], "cpu", "auto skips a software adapter: {software}");
     let reason = software["reason"].as_str().unwrap();
     assert!(reason.contains("software rasteriser") && reason.contains("swiftshader"), "{reason}");
-    assert_eq!(gpu["backend"], "webgpu", "gpu_ops passes the gate on WebGPU: {gpu}");
-    assert_eq!(gpu["mismatches"], serde_json::json!([]), "WebGPU outputs differ from onnxruntime's: {gpu}");
+    // Softmax included: Chromium compiles every kernel the engine makes for these.
+    let real = REAL_MODELS.iter().filter(|_| real);
+    for name in ["digits_mlp", "digits_cnn", "gpu_ops"].iter().chain(real) {
+        let gpu = &runs[format!("{name}/webgpu")];
+        assert_eq!(gpu["backend"], "webgpu", "{name} passes the gate on WebGPU: {gpu}");
+        assert_eq!(gpu["mismatches"], serde_json::json!([]), "{name}: WebGPU outputs differ from onnxruntime's: {gpu}");
+    }
+    // Integer and f64 values are refused, each naming its tensor and dtype.
+    for (name, refused) in
+        [("wine_tabular", "`argmax` is i64"), ("embedding", "`ids` is i64"), ("dtypes", "`f64` is f64")]
+    {
+        let error = runs[format!("{name}/webgpu")]["error"].as_str().unwrap_or_default();
+        assert!(error.starts_with("engine_refused:") && error.contains(refused), "{name}: {error}");
+    }
 }

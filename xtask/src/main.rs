@@ -167,13 +167,15 @@ fn ci() -> Result<()> {
     let npm = web_deps()?;
     // The browser package the web tests load (Chromium runs what ships: wasm-opt included).
     web(npm)?;
-    let tally = cargo_test()?;
+    // Before the tests: the browser test runs some of them in the page too.
+    let models = real_models()?;
+    let tally = cargo_test(&models)?;
     let cases = root().join("crates/runtime/test_data");
     // The binary `cargo test` just built for the integration tests: `cargo run` would build it
     // again with the root package's own feature set (and rebuild dependencies for it).
     let sextant = target_dir().join("debug").join(format!("sextant{}", std::env::consts::EXE_SUFFIX));
     run(Command::new(&sextant).arg("conformance").arg(cases.join("models")).arg(cases.join("conformance")))?;
-    real_models_on_the_gpu(&sextant)?;
+    real_models_on_the_gpu(&sextant, &models)?;
     // The no-IO crates on both wasm targets, and the runtime's edge build (CPU only) on
     // wasm32-wasip2 (the browser build is `pkg/`, built above); `wasm-size` measures release sizes.
     for target in WASM_TARGETS {
@@ -220,9 +222,10 @@ struct Tally {
 }
 
 /// `cargo test --workspace`, echoing its output and adding up its `test result:` lines.
-fn cargo_test() -> Result<Tally> {
+/// `cargo test --workspace`, with the real models' folder for the browser test; returns the counts.
+fn cargo_test(real_models: &Path) -> Result<Tally> {
     let mut cmd = cargo();
-    cmd.args(["test", "--workspace"]).stdout(Stdio::piped());
+    cmd.args(["test", "--workspace"]).env("SEXTANT_REAL_MODELS", real_models).stdout(Stdio::piped());
     eprintln!("$ {cmd:?}");
     let mut child = cmd.spawn().context("while starting cargo test")?;
     let stdout = child.stdout.take().context("cargo test has no stdout")?;
@@ -276,23 +279,28 @@ fn conformance() -> Result<()> {
     run(cargo().args(["run", "--release", "--quiet", "--", "conformance"]).args(suites).arg(models))
 }
 
-/// Real models on our GPU engine: the `onnx` wheel's light models (squeezenet, shufflenet,
-/// resnet50, densenet121, inception v1 and v2) with seeded weights (`light_models.py`), and
-/// pretrained models from PyPI packages, pinned and hash-checked (`pretrained_models.py`), each
-/// with onnxruntime's outputs. Every one must pass on the GPU where a GPU is required (CI, with
-/// lavapipe); elsewhere a refusal is printed, loudly.
-fn real_models_on_the_gpu(sextant: &Path) -> Result<()> {
+/// The `onnx` wheel's light models `xtask ci` requires on the GPU engine.
+const LIGHT_MODELS: [&str; 6] = ["squeezenet", "shufflenet", "resnet50", "densenet121", "inception_v1", "inception_v2"];
+
+/// Writes the real models with onnxruntime's outputs into a folder of their own (the pass count
+/// is over exactly these): the light models with seeded weights (`light_models.py`) and pretrained
+/// models from PyPI packages, pinned and hash-checked (`pretrained_models.py`).
+fn real_models() -> Result<PathBuf> {
     let compare = root().join("benches/compare");
     pip_install(&["-r", compare.join("requirements.txt").to_str().context("path is not UTF-8")?])?;
-    // A folder of its own: the pass count is over exactly these models.
     let models = target_dir().join("real-models");
-    let names = ["squeezenet", "shufflenet", "resnet50", "densenet121", "inception_v1", "inception_v2"];
-    run(Command::new("python3").arg(compare.join("light_models.py")).arg(&models).args(names))?;
+    run(Command::new("python3").arg(compare.join("light_models.py")).arg(&models).args(LIGHT_MODELS))?;
     run(Command::new("python3").arg(compare.join("pretrained_models.py")).arg(&models))?;
+    Ok(models)
+}
+
+/// The real models of [`real_models`] on our GPU engine, natively: every one must pass where a
+/// GPU is required (CI, with lavapipe); elsewhere a refusal is printed, loudly.
+fn real_models_on_the_gpu(sextant: &Path, models: &Path) -> Result<()> {
     // The light models, and the OCR detector `pretrained_models.py` writes.
-    let expected = names.len() + 1;
+    let expected = LIGHT_MODELS.len() + 1;
     let report: serde_json::Value = serde_json::from_str(&output(
-        Command::new(sextant).args(["conformance", "--engines", "gpu", "--json"]).arg(&models),
+        Command::new(sextant).args(["conformance", "--engines", "gpu", "--json"]).arg(models),
     )?)?;
     let gpu = &report["summary"]["gpu"];
     eprintln!("xtask: real models on the GPU engine: {gpu}");

@@ -5,7 +5,8 @@ use crate::error::{Error, Result};
 /// The adapter a [`Gpu`] runs on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdapterInfo {
-    /// e.g. `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan)`.
+    /// e.g. `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan)`; empty when the API gives no name
+    /// (browsers may hide it).
     pub description: String,
     /// A software rasteriser (lavapipe, SwiftShader, WARP): real, but slower than the CPU engine.
     pub software: bool,
@@ -49,7 +50,10 @@ impl Gpu {
             .await
             .map_err(|e| Error::Device(e.to_string()))?;
         let info = AdapterInfo {
-            description: format!("{} ({:?})", info.name, info.backend),
+            description: match info.name.is_empty() {
+                true => String::new(),
+                false => format!("{} ({:?})", info.name, info.backend),
+            },
             software: info.device_type == wgpu::DeviceType::Cpu,
         };
         Ok(Gpu { device, queue, info })

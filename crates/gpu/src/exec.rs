@@ -1,7 +1,11 @@
 //! A compiled program: pipelines built once, memory planned once, one submission per run.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures_channel::oneshot;
+use futures_util::lock::Mutex;
 
 use crate::device::Gpu;
 use crate::error::{Error, Result};
@@ -30,6 +34,8 @@ struct Output {
     source: wgpu::Buffer,
     staging: wgpu::Buffer,
     shape: Vec<usize>,
+    /// Set by the map callback, cleared by [`Unmap`].
+    mapped: Arc<AtomicBool>,
 }
 
 impl Program {
@@ -93,7 +99,7 @@ impl Program {
                     usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
-                Output { source: physical[buf].clone(), staging, shape }
+                Output { source: physical[buf].clone(), staging, shape, mapped: Arc::default() }
             })
             .collect();
         Ok(Program { gpu: gpu.clone(), steps, inputs, outputs, running: Mutex::new(()) })
@@ -110,6 +116,9 @@ impl Program {
     }
 
     /// Runs on `inputs` (flat, in the graph's input order); returns the outputs, flat, in order.
+    ///
+    /// Natively the device is polled to completion inside; in a browser the readback completes
+    /// on the event loop, so this never blocks there.
     pub async fn run(&self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
         if inputs.len() != self.inputs.len() {
             return Err(Error::Input {
@@ -127,27 +136,43 @@ impl Program {
                 });
             }
         }
-        // The lock covers the GPU work, not the wait for its errors: a future holding it would not
-        // be `Send`. A run poisoned by a panic left nothing half-written that the next run reads.
-        let (results, errors) = {
-            let _running = self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            self.execute(inputs)
+        // Runs share the program's buffers: one at a time, from the upload to the readback.
+        let _running = self.running.lock().await;
+        // Whatever happens below, even this future being dropped mid-run, the staging buffers
+        // are unmapped before the next run copies into them.
+        let _unmap = Unmap(&self.outputs);
+        // An error scope is pushed and popped with no await between: natively scopes belong to
+        // the thread, and a future may move between threads at each await.
+        let (readbacks, errors) = {
+            let scope = self.gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let readbacks = self.submit(inputs);
+            (readbacks, scope.pop())
         };
+        let readbacks = readbacks?;
+        let mut answers = Vec::with_capacity(readbacks.len());
+        for readback in readbacks {
+            answers.push(readback.await);
+        }
         if let Some(error) = errors.await {
             return Err(Error::Run(error.to_string()));
         }
-        results
+        let mut results = Vec::with_capacity(self.outputs.len());
+        for (output, answer) in self.outputs.iter().zip(answers) {
+            match answer {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(Error::Run(format!("reading an output back: {e}"))),
+                Err(_) => return Err(Error::Run("an output's readback was dropped unanswered".into())),
+            }
+            let len: usize = output.shape.iter().product();
+            let view = output.staging.get_mapped_range(..).map_err(|e| Error::Run(e.to_string()))?;
+            results.push(from_bytes(&view, len));
+        }
+        Ok(results)
     }
 
-    /// Uploads, dispatches, waits and reads back; the validation errors come after, from the
-    /// returned future.
-    fn execute(&self, inputs: &[&[f32]]) -> (Result<Vec<Vec<f32>>>, impl Future<Output = Option<wgpu::Error>> + use<>) {
-        let scope = self.gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let results = self.submit(inputs);
-        (results, scope.pop())
-    }
-
-    fn submit(&self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+    /// Uploads, dispatches and asks for the outputs back: one receiver per output, answered
+    /// when its staging buffer is mapped (natively, before this returns).
+    fn submit(&self, inputs: &[&[f32]]) -> Result<Vec<Readback>> {
         let device = &self.gpu.device;
         let queue = &self.gpu.queue;
         for (values, (buffer, _)) in inputs.iter().zip(&self.inputs) {
@@ -170,40 +195,44 @@ impl Program {
             encoder.copy_buffer_to_buffer(&output.source, 0, &output.staging, 0, output.staging.size());
         }
         let submission = queue.submit([encoder.finish()]);
-        let mapped: Arc<Mutex<Vec<MapSlot>>> = Arc::new(Mutex::new(vec![None; self.outputs.len()]));
-        for (ix, output) in self.outputs.iter().enumerate() {
-            let mapped = mapped.clone();
-            output.staging.map_async(wgpu::MapMode::Read, .., move |result| {
-                if let Ok(mut slots) = mapped.lock() {
-                    slots[ix] = Some(result.map_err(|e| e.to_string()));
-                }
-            });
-        }
+        let readbacks = self
+            .outputs
+            .iter()
+            .map(|output| {
+                let (answer, readback) = oneshot::channel();
+                let mapped = output.mapped.clone();
+                output.staging.map_async(wgpu::MapMode::Read, .., move |result| {
+                    mapped.store(result.is_ok(), Ordering::Release);
+                    // The receiver is gone only when the run was dropped: nobody is waiting.
+                    let _ = answer.send(result.map_err(|e| e.to_string()));
+                });
+                readback
+            })
+            .collect();
+        // Natively this waits for the GPU and runs the map callbacks; browsers poll on their own.
         device
             .poll(wgpu::PollType::Wait { submission_index: Some(submission), timeout: None })
             .map_err(|e| Error::Run(e.to_string()))?;
-        let slots = mapped.lock().map_err(|_| Error::Run("a readback callback panicked".into()))?.clone();
-        let mut results = Vec::with_capacity(self.outputs.len());
-        for (output, slot) in self.outputs.iter().zip(slots) {
-            match slot {
-                Some(Ok(())) => {}
-                Some(Err(e)) => return Err(Error::Run(format!("reading an output back: {e}"))),
-                None => return Err(Error::Run("an output was not mapped after the GPU finished".into())),
-            }
-            let len: usize = output.shape.iter().product();
-            let values = {
-                let view = output.staging.get_mapped_range(..).map_err(|e| Error::Run(e.to_string()))?;
-                from_bytes(&view, len)
-            };
-            output.staging.unmap();
-            results.push(values);
-        }
-        Ok(results)
+        Ok(readbacks)
     }
 }
 
-/// An output's readback: `None` until its map callback ran, then the callback's result.
-type MapSlot = Option<std::result::Result<(), String>>;
+/// An output's readback: answered with the map's result once its staging buffer is mapped.
+type Readback = oneshot::Receiver<std::result::Result<(), String>>;
+
+/// Unmaps, when dropped, the staging buffers a run mapped (unmapping one that is not mapped is
+/// a validation error, hence the flags).
+struct Unmap<'a>(&'a [Output]);
+
+impl Drop for Unmap<'_> {
+    fn drop(&mut self) {
+        for output in self.0 {
+            if output.mapped.swap(false, Ordering::AcqRel) {
+                output.staging.unmap();
+            }
+        }
+    }
+}
 
 /// Physical buffers for the logical ones: inputs, constants and outputs get their own;
 /// intermediates share, each taking a free buffer at its first write and giving it back after

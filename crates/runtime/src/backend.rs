@@ -15,8 +15,6 @@ pub enum Engine {
     Cpu,
     /// Our GPU engine (crate `gpu`, wgpu 30): only behind the gate.
     Gpu,
-    /// wonnx (wgpu 0.16), the second GPU engine: only behind the gate.
-    Wonnx,
 }
 
 impl fmt::Display for Engine {
@@ -24,7 +22,6 @@ impl fmt::Display for Engine {
         f.write_str(match self {
             Engine::Cpu => "cpu",
             Engine::Gpu => "gpu",
-            Engine::Wonnx => "wonnx",
         })
     }
 }
@@ -89,9 +86,7 @@ pub enum Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Refusal::NotBuilt => {
-                f.write_str("this build does not have this GPU engine (cargo features `gpu` and `wonnx`)")
-            }
+            Refusal::NotBuilt => f.write_str("this build does not have the GPU engine (cargo feature `gpu`)"),
             Refusal::NoAdapter => f.write_str("no GPU adapter was found"),
             Refusal::SoftwareAdapter { adapter } => {
                 write!(f, "the only adapter, {adapter}, is a software rasteriser, slower than the CPU engine")

@@ -1,10 +1,9 @@
-//! The gate in front of the GPU engines: nothing a GPU computes leaves a session unproven.
+//! The gate in front of the GPU engine: nothing a GPU computes leaves a session unproven.
 //!
-//! For either engine, in order:
+//! In order:
 //! 1. find an adapter and open a device without panicking when there is none; `Auto` passes over
 //!    software adapters, which are slower than the CPU engine;
-//! 2. compile the model — our engine ([`crate::gpu`]) through its translator table, wonnx
-//!    ([`crate::wonnx`]) through shape preparation and an allowlist of ops and variants;
+//! 2. compile the model through the engine's translator table ([`crate::gpu`]);
 //! 3. a probe run on a deterministic input, compared with the CPU engine (on by default).
 //!
 //! **Invariant:** a session runs on a GPU only after every step passed; otherwise the caller gets
@@ -83,16 +82,23 @@ pub(crate) async fn prove<E: Candidate>(
     Ok(Gated { engine, adapter, probe })
 }
 
+/// The adapter's description, completed by the caller's hint, once `Auto`'s rule has passed it:
 /// `Auto` passes over software adapters; an explicit choice takes them.
-pub(crate) fn check_software(
-    adapter: &str,
+pub(crate) fn check_adapter(
+    description: &str,
     software: bool,
     options: &SessionOptions,
-) -> std::result::Result<(), Refused> {
+) -> std::result::Result<String, Refused> {
+    let (adapter, software) = match &options.adapter_hint {
+        Some(hint) if description.is_empty() => (hint.description.clone(), software || hint.software),
+        Some(hint) => (description.to_owned(), software || hint.software),
+        None if description.is_empty() => ("an unnamed adapter".to_owned(), software),
+        None => (description.to_owned(), software),
+    };
     if software && options.backend == BackendChoice::Auto {
-        return Err((Refusal::SoftwareAdapter { adapter: adapter.to_owned() }, Some(adapter.to_owned())));
+        return Err((Refusal::SoftwareAdapter { adapter: adapter.clone() }, Some(adapter)));
     }
-    Ok(())
+    Ok(adapter)
 }
 
 /// Every input f32 with every dim fixed: what both GPU engines need.

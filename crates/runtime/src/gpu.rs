@@ -4,7 +4,7 @@
 use tract_onnx::prelude::{Framework, InferenceModelExt};
 
 use crate::backend::{Backend, Engine, LocalBoxFuture, Refusal};
-use crate::gate::{Candidate, Opened, Refused, check_inputs, check_software, panicked, run_proven};
+use crate::gate::{Candidate, Opened, Refused, check_adapter, check_inputs, panicked, run_proven};
 use crate::model::Model;
 use crate::session::SessionOptions;
 use crate::unwind::{guarded, guarded_sync};
@@ -17,8 +17,7 @@ pub(crate) struct GpuEngine {
 
 pub(crate) async fn open(model: &Model, options: &SessionOptions) -> Result<Opened<GpuEngine>, Refused> {
     let device = guarded(gpu::Gpu::open()).await.map_err(|p| (panicked(p), None))?.map_err(|e| (refusal(e), None))?;
-    let adapter = device.adapter().description.clone();
-    check_software(&adapter, device.adapter().software, options)?;
+    let adapter = check_adapter(&device.adapter().description, device.adapter().software, options)?;
     let refuse = |r: Refusal| (r, Some(adapter.clone()));
     check_inputs(model).map_err(refuse)?;
     // tract's front end: shapes and constant subgraphs folded, patterns recognised.

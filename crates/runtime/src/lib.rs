@@ -1,9 +1,8 @@
 //! The Sextant core runtime: load an ONNX model, run it on the best engine that is proven right for it.
 //!
 //! Engines sit behind one [`Session`]: tract on the CPU, always available; our GPU engine (crate
-//! `gpu`: tract's typed graph compiled to WGSL on wgpu 30; Vulkan/Metal/DX12 natively, feature
-//! `gpu`); and wonnx (feature `wonnx`), natively only when asked for, and the page's GPU engine
-//! until ours has a web path. No GPU result leaves a session before the gate (adapter, the
+//! `gpu`: tract's typed graph compiled to WGSL on wgpu 30; Vulkan/Metal/DX12 natively, WebGPU in
+//! browsers; feature `gpu`). No GPU result leaves a session before the gate (adapter, the
 //! engine's op table, a probe run compared with the CPU engine) has passed. A model the gate
 //! refuses runs on the CPU, and [`Session::report`] says why.
 //!
@@ -16,9 +15,9 @@ mod compare;
 mod cpu;
 mod error;
 mod formats;
-#[cfg(any(feature = "gpu", feature = "wonnx"))]
+#[cfg(feature = "gpu")]
 mod gate;
-#[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
+#[cfg(feature = "gpu")]
 mod gpu;
 mod inputs;
 mod model;
@@ -26,8 +25,6 @@ mod session;
 mod tensor;
 mod tensor_proto;
 mod unwind;
-#[cfg(feature = "wonnx")]
-mod wonnx;
 
 pub use backend::{Engine, EngineReport, Refusal};
 pub use compare::{Comparison, Tolerance, compare};

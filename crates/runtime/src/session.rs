@@ -18,8 +18,6 @@ pub enum BackendChoice {
     /// The GPU or an error saying why not.
     Gpu,
     Cpu,
-    /// wonnx, the second GPU engine, or an error saying why not.
-    Wonnx,
 }
 
 /// How to build a [`Session`].
@@ -33,9 +31,9 @@ pub struct SessionOptions {
     pub gpu_probe: bool,
     /// How close the GPU probe must come to the CPU engine.
     pub probe_tolerance: Tolerance,
-    /// What the caller knows of the GPU adapter where the graphics API cannot say: browsers hide
-    /// the adapter from wgpu 0.16 (wonnx's), so the browser package reads `GPUAdapter.info`
-    /// itself. Used only when the adapter wgpu found has no name.
+    /// What the caller knows of the GPU adapter where the graphics API says too little: the
+    /// browser package reads `GPUAdapter.info` (vendor, architecture, SwiftShader's name) itself.
+    /// Its description replaces an adapter name wgpu left empty; its `software` always counts.
     pub adapter_hint: Option<AdapterHint>,
 }
 
@@ -83,18 +81,15 @@ impl Session {
         let cpu_refused = |reason| Error::EngineRefused { engine: Engine::Cpu, reason };
         let (backend, report): (Box<dyn Backend>, EngineReport) = match options.backend {
             BackendChoice::Cpu => (Box::new(cpu.map_err(cpu_refused)?), cpu_report(Vec::new(), None)),
-            choice => {
-                let engine = if choice == BackendChoice::Wonnx { Engine::Wonnx } else { DEFAULT_GPU };
-                match gpu_session(engine, &model, cpu.as_ref(), options).await {
-                    Ok(gpu) => gpu,
-                    Err((reason, _)) if choice != BackendChoice::Auto => {
-                        return Err(Error::EngineRefused { engine, reason });
-                    }
-                    Err((reason, adapter)) => {
-                        (Box::new(cpu.map_err(cpu_refused)?), cpu_report(vec![(engine, reason)], adapter))
-                    }
+            choice => match gpu_session(&model, cpu.as_ref(), options).await {
+                Ok(gpu) => gpu,
+                Err((reason, _)) if choice != BackendChoice::Auto => {
+                    return Err(Error::EngineRefused { engine: Engine::Gpu, reason });
                 }
-            }
+                Err((reason, adapter)) => {
+                    (Box::new(cpu.map_err(cpu_refused)?), cpu_report(vec![(Engine::Gpu, reason)], adapter))
+                }
+            },
         };
         Ok(Session { backend, inputs: model.inputs().to_vec(), outputs: model.outputs().to_vec(), report })
     }
@@ -133,37 +128,18 @@ fn cpu_report(refused: Vec<(Engine, Refusal)>, adapter: Option<String>) -> Engin
 
 type GpuAttempt = std::result::Result<(Box<dyn Backend>, EngineReport), (Refusal, Option<String>)>;
 
-/// The GPU engine `Auto` and `Gpu` mean: ours, except in wasm32, where it has no web path yet.
-const DEFAULT_GPU: Engine = if cfg!(target_arch = "wasm32") { Engine::Wonnx } else { Engine::Gpu };
-
-async fn gpu_session(
-    engine: Engine,
-    model: &Model,
-    reference: Result<&CpuEngine, &Refusal>,
-    options: &SessionOptions,
-) -> GpuAttempt {
-    match engine {
-        #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
-        Engine::Gpu => {
-            let opened = crate::gpu::open(model, options).await?;
-            gated(engine, crate::gate::prove(model, opened, reference, options).await?)
-        }
-        #[cfg(feature = "wonnx")]
-        Engine::Wonnx => {
-            let opened = crate::wonnx::open(model, options).await?;
-            gated(engine, crate::gate::prove(model, opened, reference, options).await?)
-        }
-        _ => {
-            let _ = (model, reference, options);
-            Err((Refusal::NotBuilt, None))
-        }
-    }
+#[cfg(feature = "gpu")]
+async fn gpu_session(model: &Model, reference: Result<&CpuEngine, &Refusal>, options: &SessionOptions) -> GpuAttempt {
+    let opened = crate::gpu::open(model, options).await?;
+    let gated = crate::gate::prove(model, opened, reference, options).await?;
+    let report =
+        EngineReport { engine: Engine::Gpu, adapter: Some(gated.adapter), refused: Vec::new(), probe: gated.probe };
+    Ok((Box::new(gated.engine), report))
 }
 
-#[cfg(any(feature = "gpu", feature = "wonnx"))]
-fn gated<E: Backend + 'static>(engine: Engine, gated: crate::gate::Gated<E>) -> GpuAttempt {
-    let report = EngineReport { engine, adapter: Some(gated.adapter), refused: Vec::new(), probe: gated.probe };
-    Ok((Box::new(gated.engine), report))
+#[cfg(not(feature = "gpu"))]
+async fn gpu_session(_: &Model, _: Result<&CpuEngine, &Refusal>, _: &SessionOptions) -> GpuAttempt {
+    Err((Refusal::NotBuilt, None))
 }
 
 /// Orders `inputs` as the signature does and checks names, dtypes, ranks and dims; a free dim

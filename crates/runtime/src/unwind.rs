@@ -1,4 +1,4 @@
-//! The last line of defence: natively, a panic inside an engine (tract, wonnx, wgpu) becomes an
+//! The last line of defence: natively, a panic inside an engine (tract, wgpu) becomes an
 //! error carrying the panic message, instead of taking the process down.
 //!
 //! The checks in front of each engine (the GPU gate, the CPU engine's input checks) exist so this
@@ -9,7 +9,7 @@
 #[derive(Debug)]
 pub(crate) struct Panic(pub String);
 
-#[cfg(all(any(feature = "gpu", feature = "wonnx"), not(target_arch = "wasm32")))]
+#[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
 pub(crate) async fn guarded<T>(future: impl std::future::Future<Output = T>) -> Result<T, Panic> {
     use std::panic::{AssertUnwindSafe, catch_unwind};
     use std::pin::pin;
@@ -28,7 +28,7 @@ pub(crate) async fn guarded<T>(future: impl std::future::Future<Output = T>) -> 
     .await
 }
 
-#[cfg(all(feature = "wonnx", target_arch = "wasm32"))]
+#[cfg(all(feature = "gpu", target_arch = "wasm32"))]
 pub(crate) async fn guarded<T>(future: impl std::future::Future<Output = T>) -> Result<T, Panic> {
     Ok(future.await)
 }

@@ -24,7 +24,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# Opset 13: a common export opset, and one wonnx implements Softmax for (it stops at 15).
+# Opset 13: a common export opset (and the one wonnx, the GPU engine these fixtures were first
+# written for, implemented Softmax at).
 OPSET = [helper.make_opsetid("", 13)]
 MAX_CASE_BYTES = 100_000
 
@@ -269,7 +270,7 @@ def gpu_ops():
          value("floored", [2, 4, 4, 4]), value("ceiled", [2, 4, 4, 4])],
         [
             init("flat_shape", np.array([2, 4], dtype=np.int64)),
-            # wonnx needs M, K, N of a matrix product to share a factor (see gpu/rules.rs).
+            # M, K, N share a factor: wonnx, the first GPU engine, needed it.
             init("w", rng.normal(size=(4, 6)).astype(np.float32)),
             init("divisor", rng.uniform(0.5, 2.0, size=4).astype(np.float32)),
             init("four", np.float32(4)),

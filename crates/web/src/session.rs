@@ -102,7 +102,7 @@ impl Session {
     #[wasm_bindgen(getter, unchecked_return_type = "\"webgpu\" | \"cpu\"")]
     pub fn backend(&self) -> Result<String, JsValue> {
         Ok(match self.inner()?.session.engine() {
-            Engine::Gpu | Engine::Wonnx => "webgpu",
+            Engine::Gpu => "webgpu",
             Engine::Cpu => "cpu",
         }
         .to_owned())
@@ -120,7 +120,7 @@ impl Session {
                 let reasons: Vec<String> = report.refused.iter().map(|(e, r)| format!("{e} refused: {r}")).collect();
                 format!("{}{adapter}", reasons.join("; "))
             }
-            Engine::Gpu | Engine::Wonnx => {
+            Engine::Gpu => {
                 let probe = report.probe.as_ref().map(|p| {
                     let outputs: Vec<String> = p.iter().map(|(name, c)| format!("{name}: {}", c.summary())).collect();
                     format!("; the probe run agreed with the CPU engine ({})", outputs.join(", "))
@@ -279,7 +279,7 @@ impl Inner {
                     .map(|(n, t)| flatten(n, t));
                 let inputs: Vec<_> = flat_inputs.iter().map(telemetry::FlatTensor::as_flat).collect();
                 let engine = match self.session.engine() {
-                    Engine::Gpu | Engine::Wonnx => telemetry::EngineKind::Gpu,
+                    Engine::Gpu => telemetry::EngineKind::Gpu,
                     Engine::Cpu => telemetry::EngineKind::Cpu,
                 };
                 let latency_us = (latency_ms * 1000.0).clamp(0.0, u32::MAX as f64) as u32;

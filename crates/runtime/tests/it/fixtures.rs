@@ -37,16 +37,6 @@ fn cnn_mlp_and_allowlisted_ops_run_on_the_gpu_and_match_onnxruntime() {
 }
 
 #[test]
-fn wonnx_still_runs_what_its_allowlist_admits() {
-    if !gpu_available() {
-        return;
-    }
-    for name in ["digits_mlp", "digits_cnn", "gpu_ops"] {
-        assert_eq!(check(name, BackendChoice::Wonnx), Engine::Wonnx);
-    }
-}
-
-#[test]
 fn auto_uses_the_gpu_only_on_hardware_adapters() {
     if !gpu_available() {
         return;

@@ -1,18 +1,12 @@
-//! The gate in front of both GPU engines (ours, and wonnx on request): each step refuses with a
-//! reason naming what failed.
+//! The gate in front of the GPU engine: each step refuses with a reason naming what failed.
 
 use runtime::{BackendChoice, Engine, Error, Refusal};
 
 use crate::{case, gpu_available, session};
 
 fn refusal(name: &str, dims: &[(&str, u64)]) -> Refusal {
-    refusal_on(BackendChoice::Gpu, name, dims)
-}
-
-fn refusal_on(choice: BackendChoice, name: &str, dims: &[(&str, u64)]) -> Refusal {
-    let expected = if choice == BackendChoice::Wonnx { Engine::Wonnx } else { Engine::Gpu };
-    match session(&case(name).model, choice, dims) {
-        Err(Error::EngineRefused { engine, reason }) if engine == expected => reason,
+    match session(&case(name).model, BackendChoice::Gpu, dims) {
+        Err(Error::EngineRefused { engine: Engine::Gpu, reason }) => reason,
         Err(other) => panic!("{name}: expected a GPU refusal, got {other}"),
         Ok(_) => panic!("{name}: expected a GPU refusal, got a GPU session"),
     }
@@ -23,9 +17,7 @@ fn free_dims_are_refused_with_the_dim_named() {
     if !gpu_available() {
         return;
     }
-    for choice in [BackendChoice::Gpu, BackendChoice::Wonnx] {
-        assert_eq!(refusal_on(choice, "digits_cnn", &[]), Refusal::FreeDim { input: "image".into(), dim: "N".into() });
-    }
+    assert_eq!(refusal("digits_cnn", &[]), Refusal::FreeDim { input: "image".into(), dim: "N".into() });
 }
 
 #[test]
@@ -33,22 +25,13 @@ fn non_f32_graphs_are_refused() {
     if !gpu_available() {
         return;
     }
-    for choice in [BackendChoice::Gpu, BackendChoice::Wonnx] {
-        let refused = refusal_on(choice, "dtypes", &[]);
-        assert_eq!(refused, Refusal::UnsupportedDType { tensor: "f64".into(), dtype: "f64".into() });
-        let refused = refusal_on(choice, "embedding", &[("N", 1)]);
-        assert_eq!(refused, Refusal::UnsupportedDType { tensor: "ids".into(), dtype: "i64".into() });
-    }
-    // Ours: the ArgMax node's output, typed by tract, is the first non-f32 value met.
+    let refused = refusal("dtypes", &[]);
+    assert_eq!(refused, Refusal::UnsupportedDType { tensor: "f64".into(), dtype: "f64".into() });
+    let refused = refusal("embedding", &[("N", 1)]);
+    assert_eq!(refused, Refusal::UnsupportedDType { tensor: "ids".into(), dtype: "i64".into() });
+    // The ArgMax node's output, typed by tract, is the first non-f32 value met.
     let refused = refusal("wine_tabular", &[("N", 1)]);
     assert_eq!(refused, Refusal::UnsupportedDType { tensor: "argmax".into(), dtype: "i64".into() });
-    // wonnx at batch 1: with M=1 the Gemm is admitted (K=13 shares no factor with larger batches).
-    let Refusal::UnsupportedOp { node, op, detail } = refusal_on(BackendChoice::Wonnx, "wine_tabular", &[("N", 1)])
-    else {
-        panic!()
-    };
-    assert_eq!((node.as_str(), op.as_str()), ("argmax", "ArgMax"));
-    assert!(detail.contains("only f32 results are proven"), "{detail}");
 }
 
 #[test]
