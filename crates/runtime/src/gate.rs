@@ -89,11 +89,12 @@ pub(crate) fn check_adapter(
     software: bool,
     options: &SessionOptions,
 ) -> std::result::Result<String, Refused> {
-    let (adapter, software) = match &options.adapter_hint {
-        Some(hint) if description.is_empty() => (hint.description.clone(), software || hint.software),
-        Some(hint) => (description.to_owned(), software || hint.software),
-        None if description.is_empty() => ("an unnamed adapter".to_owned(), software),
-        None => (description.to_owned(), software),
+    let hint = options.adapter_hint.as_ref();
+    let software = software || hint.is_some_and(|h| h.software);
+    let adapter = match (description.is_empty(), hint) {
+        (false, _) => description.to_owned(),
+        (true, Some(hint)) => hint.description.clone(),
+        (true, None) => "an unnamed adapter".to_owned(),
     };
     if software && options.backend == BackendChoice::Auto {
         return Err((Refusal::SoftwareAdapter { adapter: adapter.clone() }, Some(adapter)));
@@ -101,7 +102,7 @@ pub(crate) fn check_adapter(
     Ok(adapter)
 }
 
-/// Every input f32 with every dim fixed: what both GPU engines need.
+/// Every input f32 with every dim fixed: what the GPU engine needs.
 pub(crate) fn check_inputs(model: &Model) -> std::result::Result<(), Refusal> {
     for input in model.inputs() {
         if input.dtype != Some(DType::F32) {
