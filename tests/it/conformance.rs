@@ -21,13 +21,24 @@ fn committed_cases_pass_or_are_refused_with_a_reason() {
     if gpu_available() {
         // The engine's table admits exactly the cases proven on lavapipe: a drop is a regression,
         // a rise a kernel whose count belongs here.
-        assert_eq!(summary["gpu"]["pass"], 85, "{summary}");
+        assert_eq!(summary["gpu"]["pass"], 95, "{summary}");
     }
 }
 
 #[test]
-fn fixtures_pass_on_cpu() {
+fn fixtures_pass_on_both_engines() {
     let dir = test_data().join("models");
-    let report = json(&sextant(&["conformance", dir.to_str().unwrap(), "--engines", "cpu", "--json"]));
-    assert_eq!(report["summary"]["cpu"]["pass"], 6, "{}", report["summary"]);
+    let report = json(&sextant(&["conformance", dir.to_str().unwrap(), "--json"]));
+    let summary = &report["summary"];
+    assert_eq!(summary["cpu"]["pass"], 6, "{summary}");
+    if gpu_available() {
+        // Integer ids (embedding), an ArgMax label (wine_tabular) included; f64 is refused, named.
+        assert_eq!(summary["gpu"]["pass"], 5, "{summary}");
+        let outcomes = report["outcomes"].as_array().unwrap();
+        let refused: Vec<_> = outcomes.iter().filter(|o| o["engine"] == "gpu" && o["verdict"] != "pass").collect();
+        assert!(
+            refused.len() == 1 && refused[0]["reason"].as_str().unwrap().contains("tensor `f64` is f64"),
+            "{refused:?}"
+        );
+    }
 }

@@ -6,7 +6,7 @@
 //!
 //! Needs what the dashboard test needs plus the package (`cargo xtask web`); skips loudly without
 //! them unless `SEXTANT_REQUIRE_BROWSER` is set. With `SEXTANT_REAL_MODELS` (a folder of cases
-//! `benches/compare/light_models.py` wrote; `cargo xtask ci` sets it) the page also runs the real
+//! `benches/compare/light_models.py` and `helper_models.py` wrote; `cargo xtask ci` sets it) the page also runs the real
 //! models in [`REAL_MODELS`] on both engines.
 
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ use crate::{browser_tools, fixture};
 const MODEL: &str = "digits-mlp";
 
 /// Real models the page runs on WebGPU when `SEXTANT_REAL_MODELS` has them.
-const REAL_MODELS: [&str; 1] = ["squeezenet"];
+const REAL_MODELS: [&str; 2] = ["squeezenet", "minilm"];
 
 /// The folder of real models, when the environment names one.
 fn real_models() -> Option<PathBuf> {
@@ -331,18 +331,15 @@ fn check_api(api: &serde_json::Value, real: bool) {
     assert_eq!(software["backend"], "cpu", "auto skips a software adapter: {software}");
     let reason = software["reason"].as_str().unwrap();
     assert!(reason.contains("software rasteriser") && reason.contains("swiftshader"), "{reason}");
-    // Softmax included: Chromium compiles every kernel the engine makes for these.
+    // Softmax, integer ids (Gather), an ArgMax label included: Chromium compiles every kernel the
+    // engine makes for these.
     let real = REAL_MODELS.iter().filter(|_| real);
-    for name in ["digits_mlp", "digits_cnn", "gpu_ops"].iter().chain(real) {
+    for name in ["digits_mlp", "digits_cnn", "gpu_ops", "wine_tabular", "embedding"].iter().chain(real) {
         let gpu = &runs[format!("{name}/webgpu")];
         assert_eq!(gpu["backend"], "webgpu", "{name} passes the gate on WebGPU: {gpu}");
         assert_eq!(gpu["mismatches"], serde_json::json!([]), "{name}: WebGPU outputs differ from onnxruntime's: {gpu}");
     }
-    // Integer and f64 values are refused, each naming its tensor and dtype.
-    for (name, refused) in
-        [("wine_tabular", "`argmax` is i64"), ("embedding", "`ids` is i64"), ("dtypes", "`f64` is f64")]
-    {
-        let error = runs[format!("{name}/webgpu")]["error"].as_str().unwrap_or_default();
-        assert!(error.starts_with("engine_refused:") && error.contains(refused), "{name}: {error}");
-    }
+    // f64 values are refused, naming the tensor and its dtype.
+    let error = runs["dtypes/webgpu"]["error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("engine_refused:") && error.contains("`f64` is f64"), "dtypes: {error}");
 }

@@ -281,15 +281,19 @@ fn conformance() -> Result<()> {
 
 /// The `onnx` wheel's light models `xtask ci` requires on the GPU engine.
 const LIGHT_MODELS: [&str; 6] = ["squeezenet", "shufflenet", "resnet50", "densenet121", "inception_v1", "inception_v2"];
+/// The architectures `helper_models.py` builds.
+const HELPER_MODELS: [&str; 1] = ["minilm"];
 
 /// Writes the real models with onnxruntime's outputs into a folder of their own (the pass count
-/// is over exactly these): the light models with seeded weights (`light_models.py`) and pretrained
-/// models from PyPI packages, pinned and hash-checked (`pretrained_models.py`).
+/// is over exactly these): the light models with seeded weights (`light_models.py`), the
+/// architectures built with the onnx helper (`helper_models.py`: a MiniLM-class encoder) and
+/// pretrained models from PyPI packages, pinned and hash-checked (`pretrained_models.py`).
 fn real_models() -> Result<PathBuf> {
     let compare = root().join("benches/compare");
     pip_install(&["-r", compare.join("requirements.txt").to_str().context("path is not UTF-8")?])?;
     let models = target_dir().join("real-models");
     run(Command::new("python3").arg(compare.join("light_models.py")).arg(&models).args(LIGHT_MODELS))?;
+    run(Command::new("python3").arg(compare.join("helper_models.py")).arg(&models).args(HELPER_MODELS))?;
     run(Command::new("python3").arg(compare.join("pretrained_models.py")).arg(&models))?;
     Ok(models)
 }
@@ -297,8 +301,8 @@ fn real_models() -> Result<PathBuf> {
 /// The real models of [`real_models`] on our GPU engine, natively: every one must pass where a
 /// GPU is required (CI, with lavapipe); elsewhere a refusal is printed, loudly.
 fn real_models_on_the_gpu(sextant: &Path, models: &Path) -> Result<()> {
-    // The light models, and the OCR detector `pretrained_models.py` writes.
-    let expected = LIGHT_MODELS.len() + 1;
+    // The light models, the helper-built ones, and the OCR detector `pretrained_models.py` writes.
+    let expected = LIGHT_MODELS.len() + HELPER_MODELS.len() + 1;
     let report: serde_json::Value = serde_json::from_str(&output(
         Command::new(sextant).args(["conformance", "--engines", "gpu", "--json"]).arg(models),
     )?)?;

@@ -11,8 +11,11 @@ pub enum Error {
     /// No translator takes this op, or this variant of it.
     #[error("node `{node}` ({op}): {detail}")]
     Unsupported { node: String, op: String, detail: String },
-    #[error("tensor `{tensor}` is {dtype}; the GPU engine runs f32 tensors")]
+    #[error("tensor `{tensor}` is {dtype}; the GPU engine runs f32, i64, i32 and bool tensors")]
     DType { tensor: String, dtype: String },
+    /// A constant the device cannot hold as it is (an i64 outside i32).
+    #[error("tensor `{tensor}`: {detail}")]
+    Value { tensor: String, detail: String },
     #[error("tensor `{tensor}` has shape {shape}; the GPU engine needs every dim fixed")]
     FreeDim { tensor: String, shape: String },
     #[error("tensor `{tensor}` needs {bytes} bytes, over the adapter's storage binding limit of {limit}")]
@@ -22,6 +25,10 @@ pub enum Error {
     Rejected { node: String, message: String },
     #[error("input {index}: expected {expected}, got {actual}")]
     Input { index: usize, expected: String, actual: String },
+    /// A kernel met an index out of range (a `Gather` index past its axis): ONNX leaves the
+    /// result undefined, so the run gives none.
+    #[error("node `{node}`: an index out of range")]
+    Fault { node: String },
     #[error("the GPU run failed: {0}")]
     Run(String),
 }

@@ -6,20 +6,49 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_channel::oneshot;
 use futures_util::lock::Mutex;
+use tract_core::prelude::{DatumType, Tensor};
 
 use crate::device::Gpu;
 use crate::error::{Error, Result};
-use crate::plan::{BufId, Builder, Role};
+use crate::host;
+use crate::plan::{BufId, Builder, Dt, Role};
+
+/// A graph input: the buffer it is written to (none when no output needs it), its element count
+/// and its type in the model.
+#[derive(Debug)]
+pub(crate) struct InputSlot {
+    pub buf: Option<BufId>,
+    pub len: usize,
+    pub datum_type: DatumType,
+}
+
+/// A graph output: the buffer it is read from, its shape and its type in the model.
+#[derive(Debug)]
+pub(crate) struct OutputSlot {
+    pub buf: BufId,
+    pub shape: Vec<usize>,
+    pub datum_type: DatumType,
+}
 
 /// A graph compiled for one device. Runs are serialised: they share the program's buffers.
 #[derive(Debug)]
 pub struct Program {
     gpu: Gpu,
     steps: Vec<Step>,
-    /// Physical buffers, and the one holding each logical buffer.
-    inputs: Vec<(wgpu::Buffer, usize)>,
+    inputs: Vec<Input>,
     outputs: Vec<Output>,
+    /// The fault word's readback, when a kernel checks indices, and the node of each dispatch
+    /// (the word holds a dispatch's number + 1).
+    fault: Option<(Output, Vec<String>)>,
     running: Mutex<()>,
+}
+
+#[derive(Debug)]
+struct Input {
+    buffer: Option<wgpu::Buffer>,
+    len: usize,
+    datum_type: DatumType,
+    dt: Dt,
 }
 
 #[derive(Debug)]
@@ -34,6 +63,7 @@ struct Output {
     source: wgpu::Buffer,
     staging: wgpu::Buffer,
     shape: Vec<usize>,
+    datum_type: DatumType,
     /// Set by the map callback, cleared by [`Unmap`].
     mapped: Arc<AtomicBool>,
 }
@@ -42,11 +72,11 @@ impl Program {
     pub(crate) async fn new(
         gpu: &Gpu,
         plan: Builder,
-        inputs: Vec<(BufId, usize)>,
-        outputs: Vec<(BufId, Vec<usize>)>,
+        inputs: Vec<InputSlot>,
+        outputs: Vec<OutputSlot>,
     ) -> Result<Program> {
         let device = &gpu.device;
-        let physical = allocate(gpu, &plan, &outputs.iter().map(|(b, _)| *b).collect::<Vec<_>>()).await?;
+        let physical = allocate(gpu, &plan, &outputs.iter().map(|o| o.buf).collect::<Vec<_>>()).await?;
         let mut pipelines: HashMap<&str, wgpu::ComputePipeline> = HashMap::new();
         let mut steps = Vec::with_capacity(plan.dispatches.len());
         for dispatch in &plan.dispatches {
@@ -89,25 +119,32 @@ impl Program {
             }
             steps.push(Step { pipeline, bind_group, groups: dispatch.groups });
         }
-        let inputs = inputs.into_iter().map(|(buf, len)| (physical[buf].clone(), len)).collect();
-        let outputs = outputs
+        let inputs = inputs
             .into_iter()
-            .map(|(buf, shape)| {
-                let staging = device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("readback"),
-                    size: plan.buffers[buf].bytes,
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
-                Output { source: physical[buf].clone(), staging, shape, mapped: Arc::default() }
+            .map(|slot| {
+                let dt = Dt::of(slot.datum_type).ok_or_else(|| Error::DType {
+                    tensor: "an input".into(),
+                    dtype: format!("{:?}", slot.datum_type),
+                })?;
+                let buffer = slot.buf.map(|buf| physical[buf].clone());
+                Ok(Input { buffer, len: slot.len, datum_type: slot.datum_type, dt })
             })
-            .collect();
-        Ok(Program { gpu: gpu.clone(), steps, inputs, outputs, running: Mutex::new(()) })
-    }
-
-    /// The shapes of the outputs, in order.
-    pub fn output_shapes(&self) -> impl Iterator<Item = &[usize]> {
-        self.outputs.iter().map(|o| o.shape.as_slice())
+            .collect::<Result<_>>()?;
+        let readback = |buf: BufId, shape: Vec<usize>, datum_type: DatumType| {
+            let staging = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size: plan.buffers[buf].bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            Output { source: physical[buf].clone(), staging, shape, datum_type, mapped: Arc::default() }
+        };
+        let outputs = outputs.into_iter().map(|o| readback(o.buf, o.shape, o.datum_type)).collect();
+        let fault = plan.fault.map(|buf| {
+            let nodes = plan.dispatches.iter().map(|d| d.node.clone()).collect();
+            (readback(buf, vec![1], DatumType::U32), nodes)
+        });
+        Ok(Program { gpu: gpu.clone(), steps, inputs, outputs, fault, running: Mutex::new(()) })
     }
 
     /// The number of kernel launches per run.
@@ -115,11 +152,12 @@ impl Program {
         self.steps.len()
     }
 
-    /// Runs on `inputs` (flat, in the graph's input order); returns the outputs, flat, in order.
+    /// Runs on `inputs` (in the graph's input order, each of the model's type and shape);
+    /// returns the outputs in order.
     ///
     /// Natively the device is polled to completion inside; in a browser the readback completes
     /// on the event loop, so this never blocks there.
-    pub async fn run(&self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+    pub async fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         if inputs.len() != self.inputs.len() {
             return Err(Error::Input {
                 index: inputs.len(),
@@ -127,37 +165,44 @@ impl Program {
                 actual: format!("{} inputs", inputs.len()),
             });
         }
-        for (index, (values, (_, len))) in inputs.iter().zip(&self.inputs).enumerate() {
-            if values.len() != *len {
+        let mut words = Vec::with_capacity(inputs.len());
+        for (index, (tensor, input)) in inputs.iter().zip(&self.inputs).enumerate() {
+            if tensor.len() != input.len || tensor.datum_type() != input.datum_type {
                 return Err(Error::Input {
                     index,
-                    expected: format!("{len} elements"),
-                    actual: format!("{} elements", values.len()),
+                    expected: format!("{} elements of {:?}", input.len, input.datum_type),
+                    actual: format!("{} elements of {:?}", tensor.len(), tensor.datum_type()),
                 });
             }
+            let encoded = host::encode(tensor, input.dt).map_err(|detail| Error::Input {
+                index,
+                expected: format!("{:?} values", input.datum_type),
+                actual: detail,
+            })?;
+            words.push(encoded);
         }
         // Runs share the program's buffers: one at a time, from the upload to the readback.
         let _running = self.running.lock().await;
+        let readbacks: Vec<&Output> = self.outputs.iter().chain(self.fault.as_ref().map(|(f, _)| f)).collect();
         // Whatever happens below, even this future being dropped mid-run, the staging buffers
         // are unmapped before the next run copies into them.
-        let _unmap = Unmap(&self.outputs);
+        let _unmap = Unmap(&readbacks);
         // An error scope is pushed and popped with no await between: natively scopes belong to
         // the thread, and a future may move between threads at each await.
-        let (readbacks, errors) = {
+        let (answers, errors) = {
             let scope = self.gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
-            let readbacks = self.submit(inputs);
-            (readbacks, scope.pop())
+            let answers = self.submit(&words, &readbacks);
+            (answers, scope.pop())
         };
-        let readbacks = readbacks?;
-        let mut answers = Vec::with_capacity(readbacks.len());
-        for readback in readbacks {
-            answers.push(readback.await);
+        let mut mapped = Vec::with_capacity(readbacks.len());
+        for answer in answers? {
+            mapped.push(answer.await);
         }
         if let Some(error) = errors.await {
             return Err(Error::Run(error.to_string()));
         }
-        let mut results = Vec::with_capacity(self.outputs.len());
-        for (output, answer) in self.outputs.iter().zip(answers) {
+        let mut results = Vec::with_capacity(readbacks.len());
+        for (output, answer) in readbacks.iter().zip(mapped) {
             match answer {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(Error::Run(format!("reading an output back: {e}"))),
@@ -167,18 +212,34 @@ impl Program {
             let view = output.staging.get_mapped_range(..).map_err(|e| Error::Run(e.to_string()))?;
             results.push(from_bytes(&view, len));
         }
-        Ok(results)
+        if let Some((_, nodes)) = &self.fault
+            && let Some(&code) = results.pop().as_deref().and_then(<[u32]>::first)
+            && code != 0
+        {
+            let node = nodes.get(code as usize - 1).cloned().unwrap_or_else(|| format!("dispatch {code}"));
+            return Err(Error::Fault { node });
+        }
+        self.outputs
+            .iter()
+            .zip(results)
+            .map(|(output, words)| host::decode(&words, output.datum_type, &output.shape).map_err(Error::Run))
+            .collect()
     }
 
-    /// Uploads, dispatches and asks for the outputs back: one receiver per output, answered
+    /// Uploads, dispatches and asks for `readbacks` back: one receiver per readback, answered
     /// when its staging buffer is mapped (natively, before this returns).
-    fn submit(&self, inputs: &[&[f32]]) -> Result<Vec<Readback>> {
+    fn submit(&self, inputs: &[Vec<u32>], readbacks: &[&Output]) -> Result<Vec<Readback>> {
         let device = &self.gpu.device;
         let queue = &self.gpu.queue;
-        for (values, (buffer, _)) in inputs.iter().zip(&self.inputs) {
-            if !values.is_empty() {
-                queue.write_buffer(buffer, 0, &to_bytes(values));
+        for (words, input) in inputs.iter().zip(&self.inputs) {
+            if let Some(buffer) = &input.buffer
+                && !words.is_empty()
+            {
+                queue.write_buffer(buffer, 0, &to_bytes(words));
             }
+        }
+        if let Some((fault, _)) = &self.fault {
+            queue.write_buffer(&fault.source, 0, &[0; 4]);
         }
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("run") });
         {
@@ -191,12 +252,11 @@ impl Program {
                 pass.dispatch_workgroups(x, y, z);
             }
         }
-        for output in &self.outputs {
+        for output in readbacks {
             encoder.copy_buffer_to_buffer(&output.source, 0, &output.staging, 0, output.staging.size());
         }
         let submission = queue.submit([encoder.finish()]);
-        let readbacks = self
-            .outputs
+        let answers = readbacks
             .iter()
             .map(|output| {
                 let (answer, readback) = oneshot::channel();
@@ -213,7 +273,7 @@ impl Program {
         device
             .poll(wgpu::PollType::Wait { submission_index: Some(submission), timeout: None })
             .map_err(|e| Error::Run(e.to_string()))?;
-        Ok(readbacks)
+        Ok(answers)
     }
 }
 
@@ -222,7 +282,7 @@ type Readback = oneshot::Receiver<std::result::Result<(), String>>;
 
 /// Unmaps, when dropped, the staging buffers a run mapped (unmapping one that is not mapped is
 /// a validation error, hence the flags).
-struct Unmap<'a>(&'a [Output]);
+struct Unmap<'a>(&'a [&'a Output]);
 
 impl Drop for Unmap<'_> {
     fn drop(&mut self) {
@@ -253,7 +313,7 @@ async fn allocate(gpu: &Gpu, plan: &Builder, outputs: &[BufId]) -> Result<Vec<wg
     let mut physical: Vec<Option<wgpu::Buffer>> = vec![None; plan.buffers.len()];
     for (ix, buffer) in plan.buffers.iter().enumerate() {
         match &buffer.role {
-            Role::Input => physical[ix] = Some(create(buffer.bytes)),
+            Role::Input | Role::Fault => physical[ix] = Some(create(buffer.bytes)),
             Role::Const(values) => {
                 let b = create(buffer.bytes);
                 if !values.is_empty() {
@@ -299,10 +359,10 @@ async fn allocate(gpu: &Gpu, plan: &Builder, outputs: &[BufId]) -> Result<Vec<wg
     physical.into_iter().map(|b| b.ok_or_else(|| Error::Run("a buffer was never placed".into()))).collect()
 }
 
-fn to_bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+fn to_bytes(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 
-fn from_bytes(bytes: &[u8], len: usize) -> Vec<f32> {
-    bytes.chunks_exact(4).take(len).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+fn from_bytes(bytes: &[u8], len: usize) -> Vec<u32> {
+    bytes.chunks_exact(4).take(len).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }

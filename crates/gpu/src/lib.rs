@@ -13,6 +13,7 @@
 mod device;
 mod error;
 mod exec;
+mod host;
 mod kernels;
 mod plan;
 mod table;
@@ -26,9 +27,10 @@ use tract_core::ops::source::TypedSource;
 pub use device::{AdapterInfo, Gpu};
 pub use error::{Error, Result};
 pub use exec::Program;
-pub use table::{TRANSLATORS, Translator, translator};
+pub use table::{Kinds, TRANSLATORS, Translator, translator};
 
-use plan::{Builder, Val};
+use exec::{InputSlot, OutputSlot};
+use plan::{Builder, Dt, Val};
 
 /// Rewrites a decluttered model into the forms the translators take (einsums into prefix
 /// matrix products).
@@ -41,31 +43,39 @@ pub async fn compile(gpu: &Gpu, model: &TypedModel) -> Result<Program> {
     let order = model.eval_order().map_err(|e| Error::Run(format!("{e:#}")))?;
     let mut b = Builder::new(gpu.max_binding());
     let mut values: HashMap<OutletId, Val> = HashMap::new();
-    let mut inputs = Vec::new();
+    // Constants of a type the device does not carry: an error only if a kernel needs one.
+    let mut foreign: HashMap<OutletId, DatumType> = HashMap::new();
+    // The graph's inputs in its order, each once it is reached (one no output needs never is).
+    let mut inputs: HashMap<usize, InputSlot> = HashMap::new();
     for &id in &order {
         let node = model.node(id);
         b.node = node.name.clone();
+        let tensor =
+            |ix: usize| if node.outputs.len() == 1 { node.name.clone() } else { format!("{}:{ix}", node.name) };
         let shape = |ix: usize| -> Result<Vec<usize>> {
             let fact = &node.outputs[ix].fact;
             fact.shape
                 .as_concrete()
                 .map(<[usize]>::to_vec)
-                .ok_or_else(|| Error::FreeDim { tensor: node.name.clone(), shape: format!("{:?}", fact.shape) })
+                .ok_or_else(|| Error::FreeDim { tensor: tensor(ix), shape: format!("{:?}", fact.shape) })
         };
-        if node.op_is::<Const>() {
-            let konst = node.op_as::<Const>().map(|c| c.val().clone());
-            values.insert(OutletId::new(id, 0), Val { shape: shape(0)?, buf: None, konst });
+        let dt = |ix: usize| -> Result<Dt> {
+            let datum_type = node.outputs[ix].fact.datum_type;
+            Dt::of(datum_type).ok_or_else(|| Error::DType { tensor: tensor(ix), dtype: type_name(datum_type) })
+        };
+        if let Some(konst) = node.op_as::<Const>().map(|c| c.val().clone()) {
+            let outlet = OutletId::new(id, 0);
+            if let Some(dt) = Dt::of(konst.datum_type()) {
+                values.insert(outlet, Val { shape: shape(0)?, dt, buf: None, konst: Some(konst) });
+            } else {
+                foreign.insert(outlet, konst.datum_type());
+            }
             continue;
         }
-        for (ix, output) in node.outputs.iter().enumerate() {
-            if output.fact.datum_type != f32::datum_type() {
-                let tensor = if node.outputs.len() == 1 { node.name.clone() } else { format!("{}:{ix}", node.name) };
-                return Err(Error::DType { tensor, dtype: format!("{:?}", output.fact.datum_type).to_lowercase() });
-            }
-        }
+        let dts = (0..node.outputs.len()).map(dt).collect::<Result<Vec<_>>>()?;
         if node.op_is::<TypedSource>() {
-            let val = b.input(&node.name, shape(0)?)?;
-            inputs.push((val.buf.unwrap_or_default(), val.len()));
+            let val = b.input(&node.name, shape(0)?, dts[0])?;
+            inputs.insert(id, InputSlot { buf: val.buf, len: val.len(), datum_type: node.outputs[0].fact.datum_type });
             values.insert(OutletId::new(id, 0), val);
             continue;
         }
@@ -78,31 +88,33 @@ pub async fn compile(gpu: &Gpu, model: &TypedModel) -> Result<Program> {
         let node_inputs: Vec<Val> = node
             .inputs
             .iter()
-            .map(|outlet| {
-                values
-                    .get(outlet)
-                    .cloned()
-                    .ok_or_else(|| Error::Run(format!("input {outlet:?} of `{}` was not computed", node.name)))
+            .map(|outlet| match (values.get(outlet), foreign.get(outlet)) {
+                (Some(val), _) => Ok(val.clone()),
+                (None, Some(&datum_type)) => Err(Error::DType {
+                    tensor: format!("a constant input of `{}`", node.name),
+                    dtype: type_name(datum_type),
+                }),
+                (None, None) => Err(Error::Run(format!("input {outlet:?} of `{}` was not computed", node.name))),
             })
             .collect::<Result<_>>()?;
-        for input in &node_inputs {
-            if let Some(konst) = &input.konst
-                && konst.datum_type() != f32::datum_type()
-            {
-                return Err(Error::DType {
-                    tensor: format!("a constant input of `{}`", node.name),
-                    dtype: format!("{:?}", konst.datum_type()).to_lowercase(),
-                });
-            }
+        if translator.kinds == Kinds::F32
+            && let Some(other) = node_inputs.iter().map(|v| v.dt).chain(dts.iter().copied()).find(|&d| d != Dt::F32)
+        {
+            return Err(b.unsupported(&name, format!("{} values (this op runs on f32 only)", other.wgsl())));
         }
         let outputs = (translator.translate)(&mut b, node, node_inputs)?;
         for (ix, val) in outputs.into_iter().enumerate() {
             let expected = shape(ix)?;
-            if val.shape != expected {
+            if val.shape != expected || val.dt != dts[ix] {
                 return Err(Error::Unsupported {
                     node: node.name.clone(),
                     op: name.to_string(),
-                    detail: format!("the kernel computes shape {:?} where tract expects {expected:?}", val.shape),
+                    detail: format!(
+                        "the kernel computes {} {:?} where tract expects {} {expected:?}",
+                        val.dt.wgsl(),
+                        val.shape,
+                        dts[ix].wgsl()
+                    ),
                 });
             }
             values.insert(OutletId::new(id, ix), val);
@@ -114,7 +126,29 @@ pub async fn compile(gpu: &Gpu, model: &TypedModel) -> Result<Program> {
             values.get(outlet).cloned().ok_or_else(|| Error::Run(format!("output {outlet:?} was not computed")))?;
         b.node = model.node(outlet.node).name.clone();
         let buf = b.bind(&mut val)?;
-        outputs.push((buf, val.shape));
+        let datum_type = model.outlet_fact(*outlet).map_err(|e| Error::Run(format!("{e:#}")))?.datum_type;
+        outputs.push(OutputSlot { buf, shape: val.shape, datum_type });
     }
+    let inputs = model
+        .input_outlets()
+        .map_err(|e| Error::Run(format!("{e:#}")))?
+        .iter()
+        .map(|outlet| match inputs.remove(&outlet.node) {
+            Some(slot) => Ok(slot),
+            None => {
+                let fact = model.outlet_fact(*outlet).map_err(|e| Error::Run(format!("{e:#}")))?;
+                let len = fact.shape.as_concrete().map(|s| s.iter().product()).ok_or_else(|| Error::FreeDim {
+                    tensor: model.node(outlet.node).name.clone(),
+                    shape: format!("{:?}", fact.shape),
+                })?;
+                Ok(InputSlot { buf: None, len, datum_type: fact.datum_type })
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
     Program::new(gpu, b, inputs, outputs).await
+}
+
+/// A tract type as errors name it (`i64`, `f16`).
+fn type_name(datum_type: DatumType) -> String {
+    format!("{datum_type:?}").to_lowercase()
 }

@@ -99,7 +99,7 @@ impl fmt::Display for Refusal {
                 )
             }
             Refusal::UnsupportedDType { tensor, dtype } => {
-                write!(f, "tensor `{tensor}` is {dtype}; the GPU engine is only proven on f32 graphs")
+                write!(f, "tensor `{tensor}` is {dtype}; the GPU engine runs f32, i64, i32 and bool tensors")
             }
             Refusal::UnsupportedOp { node, op, detail } => write!(f, "node `{node}` ({op}): {detail}"),
             Refusal::ShapeInference { message } => write!(f, "shape inference failed: {message}"),

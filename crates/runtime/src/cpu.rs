@@ -109,7 +109,7 @@ impl Backend for CpuEngine {
     }
 }
 
-fn to_tract(tensor: Tensor) -> Result<TValue> {
+pub(crate) fn to_tract(tensor: Tensor) -> Result<TValue> {
     fn build<T: Element + tract_onnx::prelude::Datum>(shape: &[usize], values: &[T]) -> Result<TValue> {
         tract_onnx::prelude::Tensor::from_shape(shape, values)
             .map(IntoTValue::into_tvalue)

@@ -16,7 +16,7 @@ use crate::model::{Dim, Model, ValueInfo};
 use crate::session::{BackendChoice, SessionOptions};
 use crate::tensor::DType;
 use crate::unwind::{Panic, guarded};
-use crate::{Error, Result, Tensor};
+use crate::{Error, Result, Tensor, TensorData};
 
 /// A compiled GPU engine, before the probe.
 ///
@@ -102,10 +102,13 @@ pub(crate) fn check_adapter(
     Ok(adapter)
 }
 
-/// Every input f32 with every dim fixed: what the GPU engine needs.
+/// The input types the GPU engine takes (i64 values must fit in i32: checked per run).
+const GPU_INPUTS: [DType; 4] = [DType::F32, DType::I64, DType::I32, DType::Bool];
+
+/// Every input of a type the GPU engine takes, with every dim fixed.
 pub(crate) fn check_inputs(model: &Model) -> std::result::Result<(), Refusal> {
     for input in model.inputs() {
-        if input.dtype != Some(DType::F32) {
+        if !input.dtype.is_some_and(|d| GPU_INPUTS.contains(&d)) {
             return Err(Refusal::UnsupportedDType { tensor: input.name.clone(), dtype: input.type_name.clone() });
         }
         fixed_shape(input)?;
@@ -151,9 +154,22 @@ async fn probe<E: Candidate>(
 /// The seed of the probe input: fixed, so a refusal reproduces.
 const PROBE_SEED: u64 = 0x05EC_7A17;
 
-/// Deterministic inputs in [-1, 1). [`check_inputs`] has checked they are f32 with fixed shapes.
+/// Deterministic inputs: floats in [-1, 1), integers 0 or 1 (an index valid on any axis of two
+/// or more, e.g. a segment id, and a realistic attention mask). [`check_inputs`] has checked their
+/// types and fixed shapes.
 fn probe_inputs(model: &Model) -> std::result::Result<Vec<Tensor>, Refusal> {
     let inputs = crate::synthetic_inputs(model.inputs(), &Default::default(), PROBE_SEED)
         .map_err(|e| Refusal::Failed { message: format!("probe input: {e}") })?;
-    Ok(inputs.into_iter().map(|(_, tensor)| tensor).collect())
+    inputs
+        .into_iter()
+        .map(|(_, tensor)| {
+            let data = match tensor.data() {
+                TensorData::I64(v) => TensorData::I64(v.iter().map(|x| x % 2).collect()),
+                TensorData::I32(v) => TensorData::I32(v.iter().map(|x| x % 2).collect()),
+                _ => return Ok(tensor),
+            };
+            Tensor::from_data(tensor.shape(), data)
+                .map_err(|e| Refusal::Failed { message: format!("probe input: {e}") })
+        })
+        .collect()
 }

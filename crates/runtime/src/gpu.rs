@@ -1,18 +1,18 @@
 //! Our GPU engine (crate `gpu`: tract's typed graph compiled to WGSL kernels on wgpu 30) behind
 //! the gate.
 
-use tract_onnx::prelude::{Framework, InferenceModelExt};
+use tract_onnx::prelude::{Framework, InferenceModelExt, IntoTensor};
 
 use crate::backend::{Backend, Engine, LocalBoxFuture, Refusal};
+use crate::cpu::{from_tract, to_tract};
 use crate::gate::{Candidate, Opened, Refused, check_adapter, check_inputs, panicked, run_proven};
 use crate::model::Model;
 use crate::session::SessionOptions;
 use crate::unwind::{guarded, guarded_sync};
-use crate::{Error, Result, Tensor, TensorData};
+use crate::{Error, Result, Tensor};
 
 pub(crate) struct GpuEngine {
     program: gpu::Program,
-    outputs: Vec<Vec<usize>>,
 }
 
 pub(crate) async fn open(model: &Model, options: &SessionOptions) -> Result<Opened<GpuEngine>, Refused> {
@@ -36,28 +36,16 @@ pub(crate) async fn open(model: &Model, options: &SessionOptions) -> Result<Open
         .await
         .map_err(|p| refuse(panicked(p)))?
         .map_err(|e| refuse(refusal(e)))?;
-    let outputs = program.output_shapes().map(<[usize]>::to_vec).collect();
-    Ok(Opened { engine: GpuEngine { program, outputs }, adapter })
+    Ok(Opened { engine: GpuEngine { program }, adapter })
 }
 
 impl Candidate for GpuEngine {
     const ENGINE: Engine = Engine::Gpu;
 
     async fn run_inner(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
-        let mut flat = Vec::with_capacity(inputs.len());
-        for tensor in &inputs {
-            // The gate admits f32 inputs only.
-            let TensorData::F32(values) = tensor.data() else {
-                return Err(Error::UnsupportedDType(tensor.dtype().to_string()));
-            };
-            flat.push(values.as_slice());
-        }
-        let results = self.program.run(&flat).await.map_err(|e| gpu_error(e.to_string()))?;
-        results
-            .into_iter()
-            .zip(&self.outputs)
-            .map(|(values, shape)| Tensor::new(shape, values).map_err(|e| gpu_error(e.to_string())))
-            .collect()
+        let inputs: Vec<_> = inputs.into_iter().map(|t| to_tract(t).map(|v| v.into_tensor())).collect::<Result<_>>()?;
+        let results = self.program.run(&inputs).await.map_err(|e| gpu_error(e.to_string()))?;
+        results.iter().map(from_tract).collect()
     }
 }
 

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::{bindings, element_main, groups, literal};
 use crate::error::Result;
-use crate::plan::{Builder, Val};
+use crate::plan::{Builder, Dt, Val};
 
 /// The geometry of a 2-D window over an NCHW input.
 #[derive(Debug, Clone)]
@@ -77,7 +77,7 @@ pub(crate) fn emit(
     let [oh, ow] = window.output;
     let [ih, iw] = window.input;
     let [kh, kw] = window.kernel;
-    let out = b.temp(out_shape)?;
+    let out = b.temp(out_shape, Dt::F32)?;
     let mut bound = vec![b.bind(x)?, b.bind(w)?];
     let bias_expr = match bias.scalar() {
         Some(v) if v.is_finite() => literal(v),

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{bindings, coords, element_main, groups, literal, offset, strides};
+use super::{coords, element_main, groups, literal, offset, strides, typed_bindings};
 use crate::error::Result;
 use crate::plan::{BufId, Builder, Val};
 
@@ -18,7 +18,7 @@ pub(crate) struct Strided<'a> {
 pub(crate) fn strided(b: &mut Builder, x: &mut Val, out: BufId, copy: &Strided<'_>) -> Result<()> {
     let n: usize = copy.shape.iter().product();
     let bound = vec![b.bind(x)?, out];
-    let mut s = bindings(1);
+    let mut s = typed_bindings(&[x.dt], x.dt);
     s.push_str(&element_main(n));
     s.push_str(&coords("i", copy.shape, "c"));
     let _ = writeln!(
@@ -37,7 +37,7 @@ pub(crate) fn permute(b: &mut Builder, x: &mut Val, order: &[usize]) -> Result<V
     let shape: Vec<usize> = order.iter().map(|&d| x.shape[d]).collect();
     let own = strides(&x.shape);
     let in_strides: Vec<usize> = order.iter().map(|&d| own[d]).collect();
-    let out = b.temp(shape.clone())?;
+    let out = b.temp(shape.clone(), x.dt)?;
     let buf = b.bind(&mut out.clone())?;
     let out_strides = strides(&shape);
     strided(
@@ -68,9 +68,9 @@ pub(crate) fn tile(b: &mut Builder, x: &mut Val, multipliers: &[usize]) -> Resul
 /// axis `d` from the output coordinates `c0, c1, …`.
 fn remap(b: &mut Builder, x: &mut Val, shape: Vec<usize>, source: impl Fn(usize) -> String) -> Result<Val> {
     let own = strides(&x.shape);
-    let out = b.temp(shape.clone())?;
+    let out = b.temp(shape.clone(), x.dt)?;
     let bound = vec![b.bind(x)?, b.bind(&mut out.clone())?];
-    let mut s = bindings(1);
+    let mut s = typed_bindings(&[x.dt], x.dt);
     s.push_str(&element_main(out.len()));
     s.push_str(&coords("i", &shape, "c"));
     let mut offset = String::from("0u");
@@ -92,10 +92,10 @@ pub(crate) enum PadMode {
 
 pub(crate) fn pad(b: &mut Builder, x: &mut Val, pads: &[(usize, usize)], mode: PadMode) -> Result<Val> {
     let shape: Vec<usize> = x.shape.iter().zip(pads).map(|(&d, &(before, after))| d + before + after).collect();
-    let out = b.temp(shape.clone())?;
+    let out = b.temp(shape.clone(), x.dt)?;
     let bound = vec![b.bind(x)?, b.bind(&mut out.clone())?];
     let own = strides(&x.shape);
-    let mut s = bindings(1);
+    let mut s = typed_bindings(&[x.dt], x.dt);
     s.push_str(&element_main(out.len()));
     s.push_str(&coords("i", &shape, "o"));
     s.push_str("var inside = true;\n");

@@ -2,13 +2,14 @@
 
 use std::fmt::Write;
 
-use super::{bindings, broadcast_strides, coords, element_main, groups, literal, offset};
+use super::{broadcast_strides, coords, element_main, groups, offset, typed_bindings};
 use crate::error::Result;
-use crate::plan::{Builder, Val};
+use crate::plan::{Builder, Dt, Val};
 
-/// Appends a kernel computing `expr` (over `v0`, `v1`, … — one per input) for every element of
-/// the inputs broadcast together. One-element constants are baked in as literals.
-pub(crate) fn emit(b: &mut Builder, inputs: &mut [Val], expr: &str) -> Result<Val> {
+/// Appends a kernel computing `expr` (over `v0`, `v1`, … — one per input, each of its input's
+/// device type) into values of type `out` for every element of the inputs broadcast together.
+/// One-element constants are baked in as literals.
+pub(crate) fn emit(b: &mut Builder, inputs: &mut [Val], expr: &str, dt: Dt) -> Result<Val> {
     let rank = inputs.iter().map(|v| v.shape.len()).max().unwrap_or(0);
     let mut shape = vec![1usize; rank];
     for v in inputs.iter() {
@@ -23,36 +24,33 @@ pub(crate) fn emit(b: &mut Builder, inputs: &mut [Val], expr: &str) -> Result<Va
             }
         }
     }
-    let out = b.temp(shape.clone())?;
+    let out = b.temp(shape.clone(), dt)?;
     let n = out.len();
     let mut bound = Vec::new();
+    let mut types = Vec::new();
     let mut body = String::new();
-    let needs_coords = inputs.iter().any(|v| baked(v).is_none() && v.shape != shape);
+    let needs_coords = inputs.iter().any(|v| v.literal().is_none() && v.shape != shape);
     if needs_coords {
         body.push_str(&coords("i", &shape, "c"));
     }
     for (k, v) in inputs.iter_mut().enumerate() {
-        if let Some(value) = baked(v) {
-            let _ = writeln!(body, "let v{k} = {};", literal(value));
+        if let Some(literal) = v.literal() {
+            let _ = writeln!(body, "let v{k} = {literal};");
             continue;
         }
         let slot = bound.len();
         bound.push(b.bind(v)?);
+        types.push(v.dt);
         let index =
             if v.shape == shape { "i".to_owned() } else { offset(0, "c", &broadcast_strides(&v.shape, &shape)) };
         let _ = writeln!(body, "let v{k} = in{slot}[{index}];");
     }
     let out_buf = b.bind(&mut out.clone())?;
     bound.push(out_buf);
-    let shader = format!("{HELPERS}{}{}{body}out[i] = {expr};\n}}\n", bindings(bound.len() - 1), element_main(n));
+    let shader = format!("{HELPERS}{}{}{body}out[i] = {expr};\n}}\n", typed_bindings(&types, dt), element_main(n));
     let groups = groups(n as u64, &b.node)?;
     b.dispatch(shader, bound, groups);
     Ok(out)
-}
-
-/// A one-element constant that can be written as a WGSL literal (WGSL refuses non-finite ones).
-fn baked(v: &Val) -> Option<f32> {
-    v.scalar().filter(|x| x.is_finite())
 }
 
 /// Functions the expressions may call, where WGSL's built-ins are undefined or imprecise.

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::{MAX_GROUPS, bindings, broadcast_strides, coords, offset};
 use crate::error::Result;
-use crate::plan::{Builder, Val};
+use crate::plan::{Builder, Dt, Val};
 
 const TILE: usize = 64;
 const STEP: usize = 16;
@@ -54,7 +54,7 @@ pub(crate) fn emit(
     } else {
         shape.extend([m, n]);
     }
-    let out = b.temp(shape)?;
+    let out = b.temp(shape, Dt::F32)?;
     let bindings_ = vec![b.bind(a)?, b.bind(bm)?, b.bind(&mut out.clone())?];
 
     // Element strides of each operand's matrix axes and of its batch axes (broadcast).

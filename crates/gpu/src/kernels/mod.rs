@@ -6,6 +6,7 @@
 pub(crate) mod conv;
 pub(crate) mod copy;
 pub(crate) mod elementwise;
+pub(crate) mod gather;
 pub(crate) mod matmul;
 pub(crate) mod norm;
 pub(crate) mod pool;
@@ -14,6 +15,7 @@ pub(crate) mod reduce;
 use std::fmt::Write;
 
 use crate::error::{Error, Result};
+use crate::plan::Dt;
 
 /// Threads per workgroup of the one-thread-per-element kernels: WebGPU's default maximum.
 pub(crate) const WORKGROUP: u64 = 256;
@@ -34,14 +36,25 @@ pub(crate) fn groups(threads: u64, node: &str) -> Result<[u32; 3]> {
     Ok([x as u32, y as u32, 1])
 }
 
-/// The storage bindings: `in0..` read-only, then `out`, read-write.
+/// The storage bindings of an f32 kernel: `in0..` read-only, then `out`, read-write.
 pub(crate) fn bindings(inputs: usize) -> String {
+    typed_bindings(&vec![Dt::F32; inputs], Dt::F32)
+}
+
+/// The storage bindings: `in0..` read-only of the given types, then `out`, read-write.
+pub(crate) fn typed_bindings(inputs: &[Dt], out: Dt) -> String {
     let mut s = String::new();
-    for i in 0..inputs {
-        let _ = writeln!(s, "@group(0) @binding({i}) var<storage, read> in{i}: array<f32>;");
+    for (i, dt) in inputs.iter().enumerate() {
+        let _ = writeln!(s, "@group(0) @binding({i}) var<storage, read> in{i}: array<{}>;", dt.wgsl());
     }
-    let _ = writeln!(s, "@group(0) @binding({inputs}) var<storage, read_write> out: array<f32>;");
+    let _ = writeln!(s, "@group(0) @binding({}) var<storage, read_write> out: array<{}>;", inputs.len(), out.wgsl());
     s
+}
+
+/// The fault word's binding, after the others: a kernel that meets an index out of range writes
+/// `atomicMax(&fault[0], code)` (see [`crate::plan::Builder::fault`]).
+pub(crate) fn fault_binding(slot: usize) -> String {
+    format!("@group(0) @binding({slot}) var<storage, read_write> fault: array<atomic<u32>>;\n")
 }
 
 /// The entry point of a one-thread-per-element kernel over `n` elements: `i` is the element.

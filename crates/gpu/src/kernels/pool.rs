@@ -5,7 +5,7 @@ use std::fmt::Write;
 use super::conv::{Direction, Window};
 use super::{bindings, element_main, groups};
 use crate::error::Result;
-use crate::plan::{Builder, Val};
+use crate::plan::{Builder, Dt, Val};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pooling {
@@ -27,7 +27,7 @@ pub(crate) fn emit(
     let [oh, ow] = window.output;
     let [ih, iw] = window.input;
     let planes = x.shape[0] * x.shape[1];
-    let out = b.temp(out_shape)?;
+    let out = b.temp(out_shape, Dt::F32)?;
     let bound = vec![b.bind(x)?, b.bind(&mut out.clone())?];
     let total = planes * oh * ow;
     let mut s = bindings(1);

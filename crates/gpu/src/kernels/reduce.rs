@@ -2,9 +2,9 @@
 
 use std::fmt::Write;
 
-use super::{bindings, coords, element_main, groups, offset, strides};
+use super::{bindings, coords, element_main, groups, offset, strides, typed_bindings};
 use crate::error::Result;
-use crate::plan::{Builder, Val};
+use crate::plan::{Builder, Dt, Val};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reducer {
@@ -25,7 +25,7 @@ pub(crate) fn emit(b: &mut Builder, x: &mut Val, axes: &[usize], reducer: Reduce
     let reduced: Vec<usize> = axes.iter().map(|&a| shape[a]).collect();
     let count: usize = reduced.iter().product();
     let own = strides(&shape);
-    let out = b.temp(out_shape.clone())?;
+    let out = b.temp(out_shape.clone(), Dt::F32)?;
     let bound = vec![b.bind(x)?, b.bind(&mut out.clone())?];
     let n = out.len();
     let mut s = bindings(1);
@@ -59,13 +59,49 @@ pub(crate) fn emit(b: &mut Builder, x: &mut Val, axes: &[usize], reducer: Reduce
     Ok(out)
 }
 
+/// The index of the largest (or smallest) element along `axis`, kept as a dim of 1: the first
+/// such index, or with `last` the last one.
+pub(crate) fn arg(b: &mut Builder, x: &mut Val, axis: usize, largest: bool, last: bool) -> Result<Val> {
+    let mut shape = x.shape.clone();
+    let len = shape[axis];
+    if len == 0 {
+        return Err(b.unsupported("Reduce", "an index over an empty axis"));
+    }
+    shape[axis] = 1;
+    let inner: usize = x.shape[axis + 1..].iter().product();
+    let out = b.temp(shape, Dt::I32)?;
+    let bound = vec![b.bind(x)?, b.bind(&mut out.clone())?];
+    let mut s = typed_bindings(&[Dt::F32], Dt::I32);
+    s.push_str(&element_main(out.len()));
+    let better = match (largest, last) {
+        (true, false) => "v > best",
+        (true, true) => "v >= best",
+        (false, false) => "v < best",
+        (false, true) => "v <= best",
+    };
+    let _ = writeln!(
+        s,
+        "let base = (i / {inner}u) * {}u + i % {inner}u;\n\
+         var best = in0[base];\n\
+         var at = 0;\n\
+         for (var j = 1u; j < {len}u; j++) {{\n\
+         let v = in0[base + j * {inner}u];\n\
+         if ({better}) {{ best = v; at = i32(j); }}\n}}\n\
+         out[i] = at;\n}}",
+        len * inner,
+    );
+    let groups = groups(out.len() as u64, &b.node)?;
+    b.dispatch(s, bound, groups);
+    Ok(out)
+}
+
 /// Softmax (or log-softmax) of `x` along `axis`.
 pub(crate) fn softmax(b: &mut Builder, x: &mut Val, axis: usize, log: bool) -> Result<Val> {
     let shape = x.shape.clone();
     let len = shape[axis];
     let inner: usize = shape[axis + 1..].iter().product();
     let rows = x.len() / len.max(1);
-    let out = b.temp(shape)?;
+    let out = b.temp(shape, Dt::F32)?;
     let bound = vec![b.bind(x)?, b.bind(&mut out.clone())?];
     let mut s = bindings(1);
     s.push_str(&element_main(rows));

@@ -1,6 +1,6 @@
 //! The gate in front of the GPU engine: each step refuses with a reason naming what failed.
 
-use runtime::{BackendChoice, Engine, Error, Refusal};
+use runtime::{BackendChoice, Engine, Error, Refusal, Tensor};
 
 use crate::{case, gpu_available, session};
 
@@ -21,17 +21,37 @@ fn free_dims_are_refused_with_the_dim_named() {
 }
 
 #[test]
-fn non_f32_graphs_are_refused() {
+fn f64_graphs_are_refused_naming_the_tensor() {
     if !gpu_available() {
         return;
     }
     let refused = refusal("dtypes", &[]);
     assert_eq!(refused, Refusal::UnsupportedDType { tensor: "f64".into(), dtype: "f64".into() });
-    let refused = refusal("embedding", &[("N", 1)]);
-    assert_eq!(refused, Refusal::UnsupportedDType { tensor: "ids".into(), dtype: "i64".into() });
-    // The ArgMax node's output, typed by tract, is the first non-f32 value met.
-    let refused = refusal("wine_tabular", &[("N", 1)]);
-    assert_eq!(refused, Refusal::UnsupportedDType { tensor: "argmax".into(), dtype: "i64".into() });
+}
+
+#[test]
+fn integer_ids_and_labels_run_on_the_gpu() {
+    if !gpu_available() {
+        return;
+    }
+    // Token ids in (negative ones count from the end), and an ArgMax label out: both exact.
+    for (name, n) in [("embedding", 2), ("wine_tabular", 16)] {
+        let case = case(name);
+        let session = session(&case.model, BackendChoice::Gpu, &[("N", n)]).unwrap();
+        assert_eq!(session.report().engine, Engine::Gpu, "{name}");
+        let outputs = pollster::block_on(session.run(case.inputs.clone())).unwrap();
+        for ((output, actual), expected) in outputs.iter().zip(&case.expected) {
+            assert_eq!(actual.dtype(), expected.dtype(), "{name} {output}");
+            let comparison = runtime::compare(actual, expected, Default::default());
+            assert!(comparison.passed(), "{name} {output}: {}", comparison.summary());
+        }
+    }
+    // An id past the table fails the run, naming the node: the device's answer would be made up.
+    let case = case("embedding");
+    let session = session(&case.model, BackendChoice::Gpu, &[("N", 1)]).unwrap();
+    let ids = Tensor::new(&[1, 4], vec![0i64, 1, 10, 2]).unwrap();
+    let error = pollster::block_on(session.run(vec![("ids".into(), ids)])).unwrap_err().to_string();
+    assert!(error.contains("`embed`") && error.contains("index out of range"), "{error}");
 }
 
 #[test]

@@ -12,13 +12,17 @@ use tract_core::ops::einsum::prefix_matmul::PrefixMatMul;
 use tract_core::ops::math;
 use tract_core::ops::nn::{self, DataFormat, Reduce, Reducer, Softmax, SoftmaxKind};
 
-/// A one-node graph (plus constants) and the range its inputs are drawn from.
+mod integers;
+
+/// A one-node graph (plus constants) and the ranges its inputs are drawn from.
 struct Case {
     name: String,
     /// The translators this case covers.
     ops: Vec<String>,
     model: TypedModel,
     range: (f32, f32),
+    /// For integer inputs: `lo..hi`.
+    ints: (i64, i64),
 }
 
 fn lcg(seed: &mut u64) -> f32 {
@@ -32,6 +36,22 @@ fn tensor(shape: &[usize], seed: u64, (lo, hi): (f32, f32)) -> Tensor {
     Tensor::from_shape(shape, &values).unwrap()
 }
 
+/// An input of any type the engine takes: floats in `range`, integers in `ints`, fair booleans.
+fn input_tensor(fact: &TypedFact, seed: u64, case: &Case) -> Tensor {
+    let shape = fact.shape.as_concrete().unwrap();
+    let mut s = seed;
+    let n = shape.iter().product::<usize>();
+    let (lo, hi) = case.ints;
+    let int = |s: &mut u64| lo + ((hi - lo) as f32 * lcg(s)) as i64;
+    match fact.datum_type {
+        DatumType::F32 => tensor(shape, seed, case.range),
+        DatumType::I64 => Tensor::from_shape(shape, &(0..n).map(|_| int(&mut s)).collect::<Vec<_>>()).unwrap(),
+        DatumType::I32 => Tensor::from_shape(shape, &(0..n).map(|_| int(&mut s) as i32).collect::<Vec<_>>()).unwrap(),
+        DatumType::Bool => Tensor::from_shape(shape, &(0..n).map(|_| lcg(&mut s) > 0.5).collect::<Vec<_>>()).unwrap(),
+        other => panic!("no generator for {other:?}"),
+    }
+}
+
 struct Graph {
     model: TypedModel,
     seed: u64,
@@ -42,8 +62,16 @@ impl Graph {
         Graph { model: TypedModel::default(), seed: 1 }
     }
     fn input(&mut self, shape: &[usize]) -> OutletId {
+        self.input_of::<f32>(shape)
+    }
+    fn input_of<T: Datum>(&mut self, shape: &[usize]) -> OutletId {
         let name = format!("x{}", self.model.inputs.len());
-        self.model.add_source(name, f32::fact(shape)).unwrap()
+        self.model.add_source(name, T::fact(shape)).unwrap()
+    }
+    fn add_const(&mut self, t: Tensor) -> OutletId {
+        self.seed += 1;
+        let name = format!("k{}", self.seed);
+        self.model.add_const(name, t).unwrap()
     }
     fn konst(&mut self, shape: &[usize]) -> OutletId {
         self.seed += 1;
@@ -66,7 +94,13 @@ impl Graph {
 }
 
 fn case(name: impl Into<String>, ops: &[&str], model: TypedModel) -> Case {
-    Case { name: name.into(), ops: ops.iter().map(|s| s.to_string()).collect(), model, range: (-2.0, 2.0) }
+    Case {
+        name: name.into(),
+        ops: ops.iter().map(|s| s.to_string()).collect(),
+        model,
+        range: (-2.0, 2.0),
+        ints: (-3, 10),
+    }
 }
 
 fn unary(name: &str, op: tract_core::ops::element_wise::ElementWiseOp, range: (f32, f32)) -> Case {
@@ -399,6 +433,13 @@ fn cases() -> Vec<Case> {
             });
         }
     }
+    for axis in [1, 2] {
+        let mut g = Graph::new();
+        let x = g.input(&[2, 5, 7]);
+        let op = nn::RmsNorm { axis, eps: tensor0(1e-5f32).into_arc_tensor() };
+        cases.push(case(format!("RmsNorm axis {axis}"), &["RmsNorm"], g.node("rms", op, &[x])));
+    }
+    cases.extend(integers::cases());
     cases
 }
 
@@ -436,10 +477,7 @@ fn every_case_matches_tract() {
             .unwrap()
             .iter()
             .enumerate()
-            .map(|(ix, o)| {
-                let shape = case.model.outlet_fact(*o).unwrap().shape.as_concrete().unwrap().to_vec();
-                tensor(&shape, 1000 + ix as u64, case.range)
-            })
+            .map(|(ix, o)| input_tensor(case.model.outlet_fact(*o).unwrap(), 1000 + ix as u64, &case))
             .collect();
         let plan = case.model.clone().into_runnable().unwrap();
         let expected = plan.run(inputs.iter().cloned().map(|t| t.into_tvalue()).collect()).unwrap();
@@ -450,9 +488,7 @@ fn every_case_matches_tract() {
                 continue;
             }
         };
-        let flat: Vec<&[f32]> =
-            inputs.iter().map(|t| t.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap()).collect();
-        let actual = match pollster::block_on(program.run(&flat)) {
+        let actual = match pollster::block_on(program.run(&inputs)) {
             Ok(a) => a,
             Err(e) => {
                 failures.push(format!("{}: run failed: {e}", case.name));
@@ -460,21 +496,59 @@ fn every_case_matches_tract() {
             }
         };
         for (out, (e, a)) in expected.iter().zip(&actual).enumerate() {
-            let e = e.try_as_plain_ram().unwrap();
-            let e = e.as_slice::<f32>().unwrap();
-            if e.len() != a.len() {
-                failures.push(format!("{} output {out}: {} values, expected {}", case.name, a.len(), e.len()));
-                continue;
-            }
-            if let Some((ix, (x, y))) = e
-                .iter()
-                .zip(a)
-                .enumerate()
-                .find(|(_, (x, y))| !((**x - **y).abs() <= 1e-4 + 1e-4 * x.abs() || x.is_nan() && y.is_nan()))
-            {
-                failures.push(format!("{} output {out}: at {ix} expected {x}, got {y}", case.name));
+            if let Some(failure) = differs(e, a) {
+                failures.push(format!("{} output {out}: {failure}", case.name));
             }
         }
     }
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Where `actual` differs from tract's `expected`: floats within 1e-4 (absolute and relative),
+/// integers and booleans exactly.
+fn differs(expected: &Tensor, actual: &Tensor) -> Option<String> {
+    if expected.datum_type() != actual.datum_type() || expected.shape() != actual.shape() {
+        let [e, a] = [expected, actual].map(|t| format!("{:?} {:?}", t.datum_type(), t.shape()));
+        return Some(format!("expected {e}, got {a}"));
+    }
+    if expected.datum_type() != DatumType::F32 {
+        return (expected != actual).then(|| format!("expected {expected:?}, got {actual:?}"));
+    }
+    let [e, a] = [expected, actual].map(|t| t.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec());
+    e.iter()
+        .zip(&a)
+        .enumerate()
+        .find(|(_, (x, y))| !((**x - **y).abs() <= 1e-4 + 1e-4 * x.abs() || x.is_nan() && y.is_nan()))
+        .map(|(ix, (x, y))| format!("at {ix} expected {x}, got {y}"))
+}
+
+#[test]
+fn an_index_out_of_range_fails_the_run_naming_the_node() {
+    let Some(gpu) = gpu() else { return };
+    let mut g = Graph::new();
+    let table = g.konst(&[10, 3]);
+    let ids = g.input_of::<i64>(&[4]);
+    let model = g.node("embed", tract_core::ops::array::Gather::new(0), &[table, ids]);
+    let program = pollster::block_on(gpu::compile(&gpu, &model)).unwrap();
+    let run = |ids: &[i64]| pollster::block_on(program.run(&[tensor1(ids)]));
+    assert!(run(&[0, 9, -10, -1]).is_ok());
+    for wrong in [[0, 10, 1, 2], [-11, 0, 0, 0]] {
+        assert_eq!(run(&wrong).unwrap_err(), gpu::Error::Fault { node: "embed".into() }, "{wrong:?}");
+    }
+    // The fault is cleared between runs.
+    assert!(run(&[1, 2, 3, 4]).is_ok());
+}
+
+#[test]
+fn an_i64_input_outside_i32_is_refused_naming_it() {
+    let Some(gpu) = gpu() else { return };
+    let mut g = Graph::new();
+    let (x, y) = (g.input_of::<i64>(&[2]), g.input_of::<i64>(&[2]));
+    let model = g.node("add", math::add(), &[x, y]);
+    let program = pollster::block_on(gpu::compile(&gpu, &model)).unwrap();
+    let error = pollster::block_on(program.run(&[tensor1(&[1i64, 2]), tensor1(&[3i64, 1 << 33])])).unwrap_err();
+    let gpu::Error::Input { index: 1, actual, .. } = &error else { panic!("{error}") };
+    assert!(actual.contains("8589934592"), "{error}");
+    let error = pollster::block_on(program.run(&[tensor1(&[1.0f32, 2.0]), tensor1(&[3i64, 1])])).unwrap_err();
+    assert!(matches!(error, gpu::Error::Input { index: 0, .. }), "{error}");
 }
