@@ -8,6 +8,11 @@ use, seeded, and writes each as an ONNX backend test case with onnxruntime's out
   Div) in the blocks; 12-head self-attention with Reshape/Transpose, a `Where` mask from the
   attention mask; exact GELU through `Erf`. MiniLM-L6's geometry: 6 layers, hidden 384, 12 heads,
   FFN 1536, 30,522 tokens, 2 segments; a sequence of 16 with the last 4 positions padded.
+- `yolo`: a YOLOv8n-class detector as its export writes it (opset 17): Conv + SiLU (x·Sigmoid(x))
+  blocks, C2f blocks that `Split` and `Concat`, SPPF (three 5×5 max pools), a feature pyramid with
+  nearest `Resize` ×2, and the decoding head: per-level `Concat`, `Reshape`, a `Split` into box
+  distributions and class scores, the DFL (Softmax over 16 bins, a fixed 1×1 Conv), anchor
+  arithmetic and `Sigmoid` scores. Width ×0.25 and depth ×0.33 as YOLOv8n; 1×3×128×128.
 
 usage: helper_models.py OUT_DIR [NAME ...]   (default: every model)
 """
@@ -118,13 +123,102 @@ def minilm(seed=0, layers=6, hidden=384, heads=12, ffn=1536, vocab=30522, positi
     return model, inputs
 
 
-MODELS = {"minilm": minilm}
+def conv(g, x, c_in, c_out, k=1, s=1):
+    """Conv (BatchNorm folded, as the export does) + SiLU."""
+    w = g.weight("conv_w", (c_out, c_in, k, k), np.sqrt(2.0 / (c_in * k * k)))
+    b = g.weight("conv_b", (c_out,), 0.1)
+    y = g.op("Conv", [x, w, b], kernel_shape=[k, k], strides=[s, s], pads=[k // 2] * 4)
+    return g.op("Mul", [y, g.op("Sigmoid", [y])])
+
+
+def c2f(g, x, c_in, c_out, n, shortcut):
+    hidden = c_out // 2
+    y = conv(g, x, c_in, 2 * hidden)
+    parts = [g.name("split_a"), g.name("split_b")]
+    g.nodes.append(helper.make_node("Split", [y, g.const("halves", np.array([hidden, hidden], dtype=np.int64))],
+                                    parts, name=g.name("split"), axis=1))
+    outputs = list(parts)
+    for _ in range(n):
+        z = conv(g, conv(g, outputs[-1], hidden, hidden, 3), hidden, hidden, 3)
+        outputs.append(g.op("Add", [outputs[-1], z]) if shortcut else z)
+    return conv(g, g.op("Concat", outputs, axis=1), (2 + n) * hidden, c_out)
+
+
+def sppf(g, x, c_in, c_out):
+    y = conv(g, x, c_in, c_in // 2)
+    pools = [y]
+    for _ in range(3):
+        pools.append(g.op("MaxPool", [pools[-1]], kernel_shape=[5, 5], strides=[1, 1], pads=[2, 2, 2, 2]))
+    return conv(g, g.op("Concat", pools, axis=1), 2 * c_in, c_out)
+
+
+def yolo(seed=1, size=128, classes=80, bins=16):
+    g = Graph(seed)
+    up = lambda t: g.op("Resize", [t, "", g.const("scales", np.array([1, 1, 2, 2], dtype=np.float32))],
+                        mode="nearest")
+    x = conv(g, "images", 3, 16, 3, 2)
+    x = conv(g, x, 16, 32, 3, 2)
+    x = c2f(g, x, 32, 32, 1, True)
+    x = conv(g, x, 32, 64, 3, 2)
+    p3 = c2f(g, x, 64, 64, 2, True)
+    x = conv(g, p3, 64, 128, 3, 2)
+    p4 = c2f(g, x, 128, 128, 2, True)
+    x = conv(g, p4, 128, 256, 3, 2)
+    x = sppf(g, c2f(g, x, 256, 256, 1, True), 256, 256)
+    # Top-down, then bottom-up.
+    n4 = c2f(g, g.op("Concat", [up(x), p4], axis=1), 384, 128, 1, False)
+    n3 = c2f(g, g.op("Concat", [up(n4), p3], axis=1), 192, 64, 1, False)
+    m4 = c2f(g, g.op("Concat", [conv(g, n3, 64, 64, 3, 2), n4], axis=1), 192, 128, 1, False)
+    m5 = c2f(g, g.op("Concat", [conv(g, m4, 128, 128, 3, 2), x], axis=1), 384, 256, 1, False)
+    levels, anchors, strides = [], [], []
+    for feature, c_in, stride in [(n3, 64, 8), (m4, 128, 16), (m5, 256, 32)]:
+        box = conv(g, conv(g, feature, c_in, 64, 3), 64, 64, 3)
+        box = g.op("Conv", [box, g.weight("box_w", (4 * bins, 64, 1, 1), 0.1), g.weight("box_b", (4 * bins,), 0.1)])
+        cls = conv(g, conv(g, feature, c_in, 80, 3), 80, 80, 3)
+        cls = g.op("Conv", [cls, g.weight("cls_w", (classes, 80, 1, 1), 0.1), g.weight("cls_b", (classes,), 0.1)])
+        cells = (size // stride) ** 2
+        flat = g.const("level_shape", np.array([1, 4 * bins + classes, cells], dtype=np.int64))
+        levels.append(g.op("Reshape", [g.op("Concat", [box, cls], axis=1), flat]))
+        side = size // stride
+        ys, xs = np.meshgrid(np.arange(side) + 0.5, np.arange(side) + 0.5, indexing="ij")
+        anchors.append(np.stack([xs.ravel(), ys.ravel()]))
+        strides.append(np.full((1, cells), stride))
+    head = g.op("Concat", levels, axis=2)
+    total = sum(a.shape[1] for a in anchors)
+    parts = [g.name("distributions"), g.name("class_logits")]
+    g.nodes.append(helper.make_node("Split", [head, g.const("head_split", np.array([4 * bins, classes], dtype=np.int64))],
+                                    parts, name=g.name("split"), axis=1))
+    # DFL: a softmax over each side's 16 bins, then their expectation as a fixed 1x1 conv.
+    dist = g.op("Reshape", [parts[0], g.const("dfl_shape", np.array([1, 4, bins, total], dtype=np.int64))])
+    dist = g.op("Softmax", [g.op("Transpose", [dist], perm=[0, 2, 1, 3])], axis=1)
+    expect = g.const("dfl_w", np.arange(bins, dtype=np.float32).reshape(1, bins, 1, 1))
+    sides = g.op("Reshape", [g.op("Conv", [dist, expect]), g.const("sides_shape", np.array([1, 4, total], dtype=np.int64))])
+    lt, rb = g.name("lt"), g.name("rb")
+    g.nodes.append(helper.make_node("Split", [sides, g.const("two_two", np.array([2, 2], dtype=np.int64))],
+                                    [lt, rb], name=g.name("split"), axis=1))
+    anchor = g.const("anchors", np.concatenate(anchors, axis=1)[None].astype(np.float32))
+    top_left, bottom_right = g.op("Sub", [anchor, lt]), g.op("Add", [anchor, rb])
+    centre = g.op("Div", [g.op("Add", [top_left, bottom_right]), g.const("two", np.float32(2.0))])
+    extent = g.op("Sub", [bottom_right, top_left])
+    boxes = g.op("Mul", [g.op("Concat", [centre, extent], axis=1),
+                         g.const("strides", np.concatenate(strides, axis=1)[None].astype(np.float32))])
+    scores = g.op("Sigmoid", [parts[1]])
+    g.nodes.append(helper.make_node("Concat", [boxes, scores], ["output0"], name="output", axis=1))
+    graph = helper.make_graph(
+        g.nodes, "yolo", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4 + classes, total])], g.inits,
+    )
+    model = helper.make_model(graph, opset_imports=OPSET, producer_name="sextant-helper-models")
+    return model, {"images": g.rng.uniform(0, 1, size=(1, 3, size, size)).astype(np.float32)}
+
+
+MODELS = {"minilm": minilm, "yolo": yolo}
 
 
 def main():
     out_dir = sys.argv[1]
-    for seed, name in enumerate(sys.argv[2:] or list(MODELS)):
-        model, inputs = MODELS[name](seed)
+    for name in sys.argv[2:] or list(MODELS):
+        model, inputs = MODELS[name]()  # each with its own fixed seed
         onnx.checker.check_model(model)
         folder = os.path.join(out_dir, name)
         shutil.rmtree(folder, ignore_errors=True)

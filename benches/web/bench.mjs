@@ -51,7 +51,11 @@ async function measure(engine, name) {
   const result = await page.evaluate(async ({ engine, name, iterations }) => {
     const url = `/models/${name}/model.onnx`;
     const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-    const input = (n) => Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 0.5);
+    // Floats from a sine; integers (token ids, masks, segment ids) 0 and 1, valid for any index.
+    const values = (dtype, n) => dtype === "i64"
+      ? BigInt64Array.from({ length: n }, (_, i) => BigInt(i % 2))
+      : Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 0.5);
+    const count = (dims) => dims.reduce((a, b) => a * b, 1);
     const time = async (run) => {
       for (let i = 0; i < Math.max(2, iterations / 5); i++) await run();
       const xs = [];
@@ -63,19 +67,20 @@ async function measure(engine, name) {
         const { default: init, Session } = await import("/pkg/sextant.js");
         await init();
         const session = await Session.create(url, { backend: engine === "sextant-webgpu" ? "webgpu" : "cpu" });
-        const info = session.inputs[0];
-        const size = info.dims.reduce((a, b) => a * b, 1);
-        const feeds = { [info.name]: { data: input(size), dims: info.dims } };
+        const feeds = Object.fromEntries(session.inputs.map((info) =>
+          [info.name, { data: values(info.dtype, count(info.dims)), dims: info.dims }]));
         return { p50: await time(() => session.run(feeds)), backend: session.backend };
       }
       const ort = await import(engine === "ort-webgpu" ? "/ort/ort.webgpu.min.mjs" : "/ort/ort.wasm.min.mjs");
       ort.env.wasm.numThreads = 1;
       ort.env.wasm.wasmPaths = "/ort/";
       const session = await ort.InferenceSession.create(url, { executionProviders: [engine === "ort-webgpu" ? "webgpu" : "wasm"] });
-      const meta = session.inputMetadata?.[0];
-      const dims = meta?.shape?.map((d) => (typeof d === "number" ? d : 1)) ?? [1, 3, 224, 224];
-      const size = dims.reduce((a, b) => a * b, 1);
-      const feeds = { [session.inputNames[0]]: new ort.Tensor("float32", input(size), dims) };
+      const feeds = Object.fromEntries(session.inputNames.map((name, i) => {
+        const meta = session.inputMetadata?.[i];
+        const dims = meta?.shape?.map((d) => (typeof d === "number" ? d : 1)) ?? [1, 3, 224, 224];
+        const dtype = meta?.type === "int64" ? "i64" : "f32";
+        return [name, new ort.Tensor(dtype === "i64" ? "int64" : "float32", values(dtype, count(dims)), dims)];
+      }));
       return { p50: await time(() => session.run(feeds)) };
     } catch (e) {
       return { error: `${e.code ?? e.name}: ${e.message}`.slice(0, 300) };

@@ -22,7 +22,7 @@ use crate::{browser_tools, fixture};
 const MODEL: &str = "digits-mlp";
 
 /// Real models the page runs on WebGPU when `SEXTANT_REAL_MODELS` has them.
-const REAL_MODELS: [&str; 2] = ["squeezenet", "minilm"];
+const REAL_MODELS: [&str; 3] = ["squeezenet", "minilm", "yolo"];
 
 /// The folder of real models, when the environment names one.
 fn real_models() -> Option<PathBuf> {

@@ -90,33 +90,32 @@ try {
       };
       const errorOf = async (f) => { try { await f(); return null; } catch (e) { return { code: e.code, name: e.name, message: e.message }; } };
       const out = { runs: {}, errors: {} };
-      // The GPU engine needs every dim fixed: the case's own dims, named as the model names them.
-      const dimsOf = async (c, bytes) => {
-        const probe = await Session.create(bytes.slice(), { backend: "cpu" });
+      // The GPU engine needs every dim fixed: the case's own dims, named as the model names them
+      // (read from the CPU session's inputs, which run first).
+      const dimsOf = (c, inputs) => {
         const dims = {};
-        for (const info of probe.inputs) {
+        for (const info of inputs) {
           const given = c.inputs.find((t) => t.name === info.name);
           (info.dims ?? []).forEach((d, k) => { if (typeof d === "string" && given) dims[d] = given.dims[k]; });
         }
-        probe.release();
         return dims;
       };
-      const runCase = async (c, bytes, backend) => {
-        const dims = backend === "webgpu" ? await dimsOf(c, bytes) : {};
+      const runCase = async (c, bytes, backend, dims) => {
         const session = await Session.create(bytes.slice(), { backend, dims });
         const feeds = Object.fromEntries(c.inputs.map((t) => [t.name, tensor(t)]));
         const r = await session.run(feeds);
         const mismatches = c.outputs.map((want) => [want.name, compare(r.outputs[want.name], want)]).filter(([, m]) => m);
-        const backendUsed = session.backend;
+        const result = { backend: session.backend, mismatches, inputs: session.inputs };
         session.release();
-        return { backend: backendUsed, mismatches };
+        return result;
       };
       for (const c of cases) {
         // One download per case (the Cache API checks below count them).
         const bytes = new Uint8Array(await (await fetch(`/models/${c.name}/model.onnx`)).arrayBuffer());
-        for (const backend of ["cpu", "webgpu"]) {
-          out.runs[`${c.name}/${backend}`] = await runCase(c, bytes, backend).catch((e) => ({ error: `${e.code}: ${e.message}` }));
-        }
+        const cpu = await runCase(c, bytes, "cpu", {}).catch((e) => ({ error: `${e.code}: ${e.message}` }));
+        out.runs[`${c.name}/cpu`] = cpu;
+        const dims = dimsOf(c, cpu.inputs ?? []);
+        out.runs[`${c.name}/webgpu`] = await runCase(c, bytes, "webgpu", dims).catch((e) => ({ error: `${e.code}: ${e.message}` }));
       }
 
       // `auto` passes over a software WebGPU adapter (SwiftShader here) even for a model the gate

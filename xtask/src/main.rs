@@ -281,8 +281,8 @@ fn conformance() -> Result<()> {
 
 /// The `onnx` wheel's light models `xtask ci` requires on the GPU engine.
 const LIGHT_MODELS: [&str; 6] = ["squeezenet", "shufflenet", "resnet50", "densenet121", "inception_v1", "inception_v2"];
-/// The architectures `helper_models.py` builds.
-const HELPER_MODELS: [&str; 1] = ["minilm"];
+/// The architectures `helper_models.py` builds: a MiniLM-class encoder, a YOLOv8n-class detector.
+const HELPER_MODELS: [&str; 2] = ["minilm", "yolo"];
 
 /// Writes the real models with onnxruntime's outputs into a folder of their own (the pass count
 /// is over exactly these): the light models with seeded weights (`light_models.py`), the
@@ -434,13 +434,16 @@ fn bench_drift() -> Result<()> {
         .arg(target_dir().join("drift-compare")))
 }
 
-/// The light models in Chromium through `pkg/` and through onnxruntime-web (`benches/web`).
+/// The light and helper-built models in Chromium through `pkg/` and through onnxruntime-web
+/// (`benches/web`).
 fn bench_web(iterations: u32) -> Result<()> {
     let compare = root().join("benches/compare");
     pip_install(&["-r", compare.join("requirements.txt").to_str().context("path is not UTF-8")?])?;
     let models = target_dir().join("light-models");
-    let names = ["squeezenet", "resnet50"];
-    run(Command::new("python3").arg(compare.join("light_models.py")).arg(&models).args(names))?;
+    let light = ["squeezenet", "resnet50"];
+    run(Command::new("python3").arg(compare.join("light_models.py")).arg(&models).args(light))?;
+    run(Command::new("python3").arg(compare.join("helper_models.py")).arg(&models).args(HELPER_MODELS))?;
+    let names = light.iter().chain(&HELPER_MODELS);
     if !root().join("pkg/sextant_bg.wasm").is_file() {
         web(web_deps()?)?;
     } else {
