@@ -13,13 +13,14 @@ use crate::error::{Error, Result};
 use crate::host;
 use crate::plan::{BufId, Builder, Dt, Role};
 
-/// A graph input: the buffer it is written to (none when no output needs it), its element count
-/// and its type in the model.
+/// A graph input: the buffer it is written to, its element count, its type in the model and on
+/// the device.
 #[derive(Debug)]
 pub(crate) struct InputSlot {
-    pub buf: Option<BufId>,
+    pub buf: BufId,
     pub len: usize,
     pub datum_type: DatumType,
+    pub dt: Dt,
 }
 
 /// A graph output: the buffer it is read from, its shape and its type in the model.
@@ -45,7 +46,7 @@ pub struct Program {
 
 #[derive(Debug)]
 struct Input {
-    buffer: Option<wgpu::Buffer>,
+    buffer: wgpu::Buffer,
     len: usize,
     datum_type: DatumType,
     dt: Dt,
@@ -121,15 +122,13 @@ impl Program {
         }
         let inputs = inputs
             .into_iter()
-            .map(|slot| {
-                let dt = Dt::of(slot.datum_type).ok_or_else(|| Error::DType {
-                    tensor: "an input".into(),
-                    dtype: format!("{:?}", slot.datum_type),
-                })?;
-                let buffer = slot.buf.map(|buf| physical[buf].clone());
-                Ok(Input { buffer, len: slot.len, datum_type: slot.datum_type, dt })
+            .map(|slot| Input {
+                buffer: physical[slot.buf].clone(),
+                len: slot.len,
+                datum_type: slot.datum_type,
+                dt: slot.dt,
             })
-            .collect::<Result<_>>()?;
+            .collect();
         let readback = |buf: BufId, shape: Vec<usize>, datum_type: DatumType| {
             let staging = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("readback"),
@@ -232,10 +231,8 @@ impl Program {
         let device = &self.gpu.device;
         let queue = &self.gpu.queue;
         for (words, input) in inputs.iter().zip(&self.inputs) {
-            if let Some(buffer) = &input.buffer
-                && !words.is_empty()
-            {
-                queue.write_buffer(buffer, 0, &to_bytes(words));
+            if !words.is_empty() {
+                queue.write_buffer(&input.buffer, 0, &to_bytes(words));
             }
         }
         if let Some((fault, _)) = &self.fault {

@@ -45,10 +45,27 @@ pub async fn compile(gpu: &Gpu, model: &TypedModel) -> Result<Program> {
     let mut values: HashMap<OutletId, Val> = HashMap::new();
     // Constants of a type the device does not carry: an error only if a kernel needs one.
     let mut foreign: HashMap<OutletId, DatumType> = HashMap::new();
-    // The graph's inputs in its order, each once it is reached (one no output needs never is).
-    let mut inputs: HashMap<usize, InputSlot> = HashMap::new();
+    // The graph's inputs, in its order (one no output needs included: callers pass it anyway).
+    let mut inputs = Vec::new();
+    for outlet in model.input_outlets().map_err(|e| Error::Run(format!("{e:#}")))? {
+        let node = model.node(outlet.node);
+        let fact = &node.outputs[outlet.slot].fact;
+        let shape = fact
+            .shape
+            .as_concrete()
+            .map(<[usize]>::to_vec)
+            .ok_or_else(|| Error::FreeDim { tensor: node.name.clone(), shape: format!("{:?}", fact.shape) })?;
+        let dt = Dt::of(fact.datum_type)
+            .ok_or_else(|| Error::DType { tensor: node.name.clone(), dtype: type_name(fact.datum_type) })?;
+        let val = b.input(&node.name, shape, dt)?;
+        inputs.push(InputSlot { buf: val.buf.unwrap_or_default(), len: val.len(), datum_type: fact.datum_type, dt });
+        values.insert(*outlet, val);
+    }
     for &id in &order {
         let node = model.node(id);
+        if node.op_is::<TypedSource>() {
+            continue;
+        }
         b.node = node.name.clone();
         let tensor =
             |ix: usize| if node.outputs.len() == 1 { node.name.clone() } else { format!("{}:{ix}", node.name) };
@@ -73,12 +90,6 @@ pub async fn compile(gpu: &Gpu, model: &TypedModel) -> Result<Program> {
             continue;
         }
         let dts = (0..node.outputs.len()).map(dt).collect::<Result<Vec<_>>>()?;
-        if node.op_is::<TypedSource>() {
-            let val = b.input(&node.name, shape(0)?, dts[0])?;
-            inputs.insert(id, InputSlot { buf: val.buf, len: val.len(), datum_type: node.outputs[0].fact.datum_type });
-            values.insert(OutletId::new(id, 0), val);
-            continue;
-        }
         let name = node.op.name();
         let translator = translator(&name).ok_or_else(|| Error::Unsupported {
             node: node.name.clone(),
@@ -129,22 +140,6 @@ pub async fn compile(gpu: &Gpu, model: &TypedModel) -> Result<Program> {
         let datum_type = model.outlet_fact(*outlet).map_err(|e| Error::Run(format!("{e:#}")))?.datum_type;
         outputs.push(OutputSlot { buf, shape: val.shape, datum_type });
     }
-    let inputs = model
-        .input_outlets()
-        .map_err(|e| Error::Run(format!("{e:#}")))?
-        .iter()
-        .map(|outlet| match inputs.remove(&outlet.node) {
-            Some(slot) => Ok(slot),
-            None => {
-                let fact = model.outlet_fact(*outlet).map_err(|e| Error::Run(format!("{e:#}")))?;
-                let len = fact.shape.as_concrete().map(|s| s.iter().product()).ok_or_else(|| Error::FreeDim {
-                    tensor: model.node(outlet.node).name.clone(),
-                    shape: format!("{:?}", fact.shape),
-                })?;
-                Ok(InputSlot { buf: None, len, datum_type: fact.datum_type })
-            }
-        })
-        .collect::<Result<Vec<_>>>()?;
     Program::new(gpu, b, inputs, outputs).await
 }
 

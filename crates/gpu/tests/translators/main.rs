@@ -552,3 +552,16 @@ fn an_i64_input_outside_i32_is_refused_naming_it() {
     let error = pollster::block_on(program.run(&[tensor1(&[1.0f32, 2.0]), tensor1(&[3i64, 1])])).unwrap_err();
     assert!(matches!(error, gpu::Error::Input { index: 0, .. }), "{error}");
 }
+
+#[test]
+fn inputs_follow_the_models_order_unused_ones_included() {
+    let Some(gpu) = gpu() else { return };
+    // `x2 - x1`: evaluation reaches x2 first; x0 is never reached.
+    let mut g = Graph::new();
+    let (_, x1, x2) = (g.input(&[3]), g.input(&[3]), g.input(&[3]));
+    let model = g.node("sub", math::sub(), &[x2, x1]);
+    let program = pollster::block_on(gpu::compile(&gpu, &model)).unwrap();
+    let inputs = [tensor1(&[9f32, 9., 9.]), tensor1(&[1f32, 2., 3.]), tensor1(&[10f32, 20., 30.])];
+    let outputs = pollster::block_on(program.run(&inputs)).unwrap();
+    assert_eq!(outputs, [tensor1(&[9f32, 18., 27.])]);
+}
