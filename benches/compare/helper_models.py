@@ -26,6 +26,8 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 OPSET = [helper.make_opsetid("", 17)]
+# IR 9 (onnx 1.14's): what onnxruntime-web 1.30 reads; the onnx wheel would write a newer one.
+IR_VERSION = 9
 
 
 class Graph:
@@ -114,7 +116,7 @@ def minilm(seed=0, layers=6, hidden=384, heads=12, ffn=1536, vocab=30522, positi
         g.nodes, "minilm", [int_input(ids), int_input(mask), int_input(segments)],
         [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, [1, seq, hidden])], g.inits,
     )
-    model = helper.make_model(graph, opset_imports=OPSET, producer_name="sextant-helper-models")
+    model = helper.make_model(graph, opset_imports=OPSET, producer_name="sextant-helper-models", ir_version=IR_VERSION)
     inputs = {
         ids: g.rng.integers(0, vocab, size=(1, seq), dtype=np.int64),
         mask: np.array([[1] * (seq - padded) + [0] * padded], dtype=np.int64),
@@ -208,7 +210,7 @@ def yolo(seed=1, size=128, classes=80, bins=16):
         g.nodes, "yolo", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
         [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4 + classes, total])], g.inits,
     )
-    model = helper.make_model(graph, opset_imports=OPSET, producer_name="sextant-helper-models")
+    model = helper.make_model(graph, opset_imports=OPSET, producer_name="sextant-helper-models", ir_version=IR_VERSION)
     return model, {"images": g.rng.uniform(0, 1, size=(1, 3, size, size)).astype(np.float32)}
 
 

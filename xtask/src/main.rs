@@ -111,8 +111,12 @@ fn main() -> Result<()> {
     }
 }
 
+/// The checkout this xtask runs for: `cargo run` says at run time (a target dir shared between
+/// checkouts can hold a binary another checkout built, with that one's path compiled in).
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let manifest = manifest.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// Where cargo puts build outputs: `CARGO_TARGET_DIR` when set (CI keeps one outside the clone).
