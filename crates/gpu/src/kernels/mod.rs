@@ -68,6 +68,31 @@ pub(crate) fn element_main(n: usize) -> String {
     )
 }
 
+/// A kernel with one thread per row of `x` along `axis`, writing a value of shape `shape` and
+/// type `dt`. `body(len, stride)` is WGSL that reads the row as `in0[base + j * stride]` for
+/// `j < len` and writes `out` (softmax, norms and arg-max share this walk).
+pub(crate) fn per_row(
+    b: &mut crate::plan::Builder,
+    x: &mut crate::plan::Val,
+    axis: usize,
+    (shape, dt): (Vec<usize>, Dt),
+    body: impl FnOnce(usize, usize) -> String,
+) -> Result<crate::plan::Val> {
+    let len = x.shape[axis];
+    let stride: usize = x.shape[axis + 1..].iter().product();
+    let rows = x.len() / len.max(1);
+    let out = b.temp(shape, dt)?;
+    let bound = vec![b.bind(x)?, b.bind(&mut out.clone())?];
+    let mut s = typed_bindings(&[x.dt], dt);
+    s.push_str(&element_main(rows));
+    let _ = writeln!(s, "let base = (i / {stride}u) * {}u + i % {stride}u;", len * stride);
+    s.push_str(&body(len, stride));
+    s.push_str("}\n");
+    let groups = groups(rows as u64, &b.node)?;
+    b.dispatch(s, bound, groups);
+    Ok(out)
+}
+
 /// An exact f32 literal (NaN and infinities included).
 pub(crate) fn literal(value: f32) -> String {
     format!("bitcast<f32>({}u)", value.to_bits())

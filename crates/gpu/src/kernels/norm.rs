@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{bindings, coords, element_main, groups, literal, strides};
+use super::{bindings, coords, element_main, groups, literal, per_row, strides};
 use crate::error::Result;
 use crate::plan::{Builder, Dt, Val};
 
@@ -46,25 +46,13 @@ pub(crate) fn lrn(b: &mut Builder, x: &mut Val, p: &Lrn) -> Result<Val> {
 /// `y = x / sqrt(mean(x², axis) + eps)`: tract's `RmsNorm`, what a LayerNorm becomes once its
 /// mean is subtracted. One thread per row along `axis`.
 pub(crate) fn rms(b: &mut Builder, x: &mut Val, axis: usize, eps: f32) -> Result<Val> {
-    let shape = x.shape.clone();
-    let len = shape[axis];
-    let inner: usize = shape[axis + 1..].iter().product();
-    let rows = x.len() / len.max(1);
-    let out = b.temp(shape, Dt::F32)?;
-    let bound = vec![b.bind(x)?, b.bind(&mut out.clone())?];
-    let mut s = bindings(1);
-    s.push_str(&element_main(rows));
-    let _ = writeln!(
-        s,
-        "let base = (i / {inner}u) * {}u + i % {inner}u;\n\
-         var sum = 0.0;\n\
-         for (var j = 0u; j < {len}u; j++) {{ let v = in0[base + j * {inner}u]; sum = fma(v, v, sum); }}\n\
-         let scale = inverseSqrt(sum / {len}.0 + {eps});\n\
-         for (var j = 0u; j < {len}u; j++) {{ out[base + j * {inner}u] = in0[base + j * {inner}u] * scale; }}\n}}",
-        len * inner,
-        eps = literal(eps),
-    );
-    let groups = groups(rows as u64, &b.node)?;
-    b.dispatch(s, bound, groups);
-    Ok(out)
+    let eps = literal(eps);
+    per_row(b, x, axis, (x.shape.clone(), Dt::F32), |len, stride| {
+        format!(
+            "var sum = 0.0;\n\
+             for (var j = 0u; j < {len}u; j++) {{ let v = in0[base + j * {stride}u]; sum = fma(v, v, sum); }}\n\
+             let scale = inverseSqrt(sum / {len}.0 + {eps});\n\
+             for (var j = 0u; j < {len}u; j++) {{ out[base + j * {stride}u] = in0[base + j * {stride}u] * scale; }}\n"
+        )
+    })
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{bindings, coords, element_main, groups, offset, strides, typed_bindings};
+use super::{bindings, coords, element_main, groups, offset, per_row, strides};
 use crate::error::Result;
 use crate::plan::{Builder, Dt, Val};
 
@@ -62,66 +62,44 @@ pub(crate) fn emit(b: &mut Builder, x: &mut Val, axes: &[usize], reducer: Reduce
 /// The index of the largest (or smallest) element along `axis`, kept as a dim of 1: the first
 /// such index, or with `last` the last one.
 pub(crate) fn arg(b: &mut Builder, x: &mut Val, axis: usize, largest: bool, last: bool) -> Result<Val> {
-    let mut shape = x.shape.clone();
-    let len = shape[axis];
-    if len == 0 {
+    if x.shape[axis] == 0 {
         return Err(b.unsupported("Reduce", "an index over an empty axis"));
     }
+    let mut shape = x.shape.clone();
     shape[axis] = 1;
-    let inner: usize = x.shape[axis + 1..].iter().product();
-    let out = b.temp(shape, Dt::I32)?;
-    let bound = vec![b.bind(x)?, b.bind(&mut out.clone())?];
-    let mut s = typed_bindings(&[Dt::F32], Dt::I32);
-    s.push_str(&element_main(out.len()));
     let better = match (largest, last) {
         (true, false) => "v > best",
         (true, true) => "v >= best",
         (false, false) => "v < best",
         (false, true) => "v <= best",
     };
-    let _ = writeln!(
-        s,
-        "let base = (i / {inner}u) * {}u + i % {inner}u;\n\
-         var best = in0[base];\n\
-         var at = 0;\n\
-         for (var j = 1u; j < {len}u; j++) {{\n\
-         let v = in0[base + j * {inner}u];\n\
-         if ({better}) {{ best = v; at = i32(j); }}\n}}\n\
-         out[i] = at;\n}}",
-        len * inner,
-    );
-    let groups = groups(out.len() as u64, &b.node)?;
-    b.dispatch(s, bound, groups);
-    Ok(out)
+    per_row(b, x, axis, (shape, Dt::I32), |len, stride| {
+        format!(
+            "var best = in0[base];\n\
+             var at = 0;\n\
+             for (var j = 1u; j < {len}u; j++) {{\n\
+             let v = in0[base + j * {stride}u];\n\
+             if ({better}) {{ best = v; at = i32(j); }}\n}}\n\
+             out[i] = at;\n"
+        )
+    })
 }
 
 /// Softmax (or log-softmax) of `x` along `axis`.
 pub(crate) fn softmax(b: &mut Builder, x: &mut Val, axis: usize, log: bool) -> Result<Val> {
-    let shape = x.shape.clone();
-    let len = shape[axis];
-    let inner: usize = shape[axis + 1..].iter().product();
-    let rows = x.len() / len.max(1);
-    let out = b.temp(shape, Dt::F32)?;
-    let bound = vec![b.bind(x)?, b.bind(&mut out.clone())?];
-    let mut s = bindings(1);
-    s.push_str(&element_main(rows));
-    let _ = writeln!(
-        s,
-        "let base = (i / {inner}u) * {}u + i % {inner}u;\n\
-         var top = in0[base];\n\
-         for (var j = 1u; j < {len}u; j++) {{ top = max(top, in0[base + j * {inner}u]); }}\n\
-         var sum = 0.0;\n\
-         for (var j = 0u; j < {len}u; j++) {{ sum += exp(in0[base + j * {inner}u] - top); }}\n\
-         for (var j = 0u; j < {len}u; j++) {{\n\
-         let e = in0[base + j * {inner}u] - top;\n\
-         out[base + j * {inner}u] = {};\n}}\n}}",
-        len * inner,
-        if log { "e - log(sum)" } else { "exp(e) / sum" }
-    );
-    if len == 0 {
+    if x.shape[axis] == 0 {
         return Err(b.unsupported("Softmax", "a softmax over an empty axis"));
     }
-    let groups = groups(rows as u64, &b.node)?;
-    b.dispatch(s, bound, groups);
-    Ok(out)
+    let finish = if log { "e - log(sum)" } else { "exp(e) / sum" };
+    per_row(b, x, axis, (x.shape.clone(), Dt::F32), |len, stride| {
+        format!(
+            "var top = in0[base];\n\
+             for (var j = 1u; j < {len}u; j++) {{ top = max(top, in0[base + j * {stride}u]); }}\n\
+             var sum = 0.0;\n\
+             for (var j = 0u; j < {len}u; j++) {{ sum += exp(in0[base + j * {stride}u] - top); }}\n\
+             for (var j = 0u; j < {len}u; j++) {{\n\
+             let e = in0[base + j * {stride}u] - top;\n\
+             out[base + j * {stride}u] = {finish};\n}}\n"
+        )
+    })
 }
