@@ -25,9 +25,10 @@ pub enum Error {
     Rejected { node: String, message: String },
     #[error("input {index}: expected {expected}, got {actual}")]
     Input { index: usize, expected: String, actual: String },
-    /// A kernel met an index out of range (a `Gather` index past its axis): ONNX leaves the
-    /// result undefined, so the run gives none.
-    #[error("node `{node}`: an index out of range")]
+    /// A kernel met a value it cannot compute right: a `Gather` index past its axis (ONNX leaves
+    /// the result undefined), an integer result past i32 (the device's integers are 32-bit), a
+    /// division by zero. The run gives no result.
+    #[error("node `{node}`: an index out of range, or an integer past i32 or divided by zero")]
     Fault { node: String },
     #[error("the GPU run failed: {0}")]
     Run(String),

@@ -2,14 +2,16 @@
 
 use std::fmt::Write;
 
-use super::{broadcast_strides, coords, element_main, groups, offset, typed_bindings};
+use super::{broadcast_strides, coords, element_main, fault_binding, groups, offset, typed_bindings};
 use crate::error::Result;
 use crate::plan::{Builder, Dt, Val};
 
 /// Appends a kernel computing `expr` (over `v0`, `v1`, … — one per input, each of its input's
-/// device type) into values of type `out` for every element of the inputs broadcast together.
-/// One-element constants are baked in as literals.
-pub(crate) fn emit(b: &mut Builder, inputs: &mut [Val], expr: &str, dt: Dt) -> Result<Val> {
+/// device type) into values of type `dt` for every element of the inputs broadcast together.
+/// One-element constants are baked in as literals. `fault_if`, a WGSL condition over the inputs
+/// and the result `r`, marks results the device cannot give right (an integer past i32, a
+/// division by zero): where it holds, the run fails naming the node.
+pub(crate) fn emit(b: &mut Builder, inputs: &mut [Val], expr: &str, dt: Dt, fault_if: Option<&str>) -> Result<Val> {
     let rank = inputs.iter().map(|v| v.shape.len()).max().unwrap_or(0);
     let mut shape = vec![1usize; rank];
     for v in inputs.iter() {
@@ -47,7 +49,15 @@ pub(crate) fn emit(b: &mut Builder, inputs: &mut [Val], expr: &str, dt: Dt) -> R
     }
     let out_buf = b.bind(&mut out.clone())?;
     bound.push(out_buf);
-    let shader = format!("{HELPERS}{}{}{body}out[i] = {expr};\n}}\n", typed_bindings(&types, dt), element_main(n));
+    let mut bindings = typed_bindings(&types, dt);
+    let _ = writeln!(body, "let r = {expr};");
+    if let Some(condition) = fault_if {
+        let (fault, code) = b.fault()?;
+        bindings.push_str(&fault_binding(bound.len()));
+        bound.push(fault);
+        let _ = writeln!(body, "if ({condition}) {{ atomicMax(&fault[0], {code}u); }}");
+    }
+    let shader = format!("{HELPERS}{bindings}{}{body}out[i] = r;\n}}\n", element_main(n));
     let groups = groups(n as u64, &b.node)?;
     b.dispatch(shader, bound, groups);
     Ok(out)

@@ -57,14 +57,14 @@ pub(super) fn unary(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> 
     if op.1.is_some_and(|dt| dt != f32::datum_type()) {
         return Err(b.unsupported(&name, format!("output type {:?}", op.1)));
     }
-    Ok(vec![elementwise::emit(b, &mut inputs, &expr, Dt::F32)?])
+    Ok(vec![elementwise::emit(b, &mut inputs, &expr, Dt::F32, None)?])
 }
 
 pub(super) fn not(b: &mut Builder, _: &TypedNode, mut inputs: Vec<Val>) -> Result<Vec<Val>> {
     if inputs[0].dt != Dt::Bool {
         return Err(b.unsupported("Not", format!("{} values", inputs[0].dt.wgsl())));
     }
-    Ok(vec![elementwise::emit(b, &mut inputs, "1u - v0", Dt::Bool)?])
+    Ok(vec![elementwise::emit(b, &mut inputs, "1u - v0", Dt::Bool, None)?])
 }
 
 pub(super) fn binary(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<Vec<Val>> {
@@ -97,7 +97,24 @@ pub(super) fn binary(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) ->
         "GTE" if number => compare(">="),
         other => return Err(b.unsupported(other, format!("no kernel for {} operands", dt.wgsl()))),
     };
-    Ok(vec![elementwise::emit(b, &mut inputs, &expr, out)?])
+    let check = if dt == Dt::I32 { overflow(name) } else { None };
+    Ok(vec![elementwise::emit(b, &mut inputs, &expr, out, check)?])
+}
+
+/// When 32-bit integer arithmetic gives another number than tract's i64 would (a result past
+/// i32), or none (a division by zero): WGSL wraps and divides by zero without a trap, so the
+/// kernel checks, over its operands `v0`, `v1` and result `r`.
+fn overflow(op: &str) -> Option<&'static str> {
+    Some(match op {
+        // Operands of one sign, a result of the other.
+        "Add" => "((v0 ^ r) & (v1 ^ r)) < 0",
+        "Sub" => "((v0 ^ v1) & (v0 ^ r)) < 0",
+        "SubF" => "((v1 ^ v0) & (v1 ^ r)) < 0",
+        // WGSL defines i32::MIN / -1 as i32::MIN, so the quotient test misses that one pair.
+        "Mul" => "v0 != 0 && (r / v0 != v1 || (v0 == -1 && v1 == bitcast<i32>(0x80000000u)))",
+        "Div" => "v1 == 0 || (v0 == bitcast<i32>(0x80000000u) && v1 == -1)",
+        _ => return None,
+    })
 }
 
 /// `Where`: `cond ? t : f`, broadcast together.
@@ -108,7 +125,7 @@ pub(super) fn iff(b: &mut Builder, _: &TypedNode, mut inputs: Vec<Val>) -> Resul
         return Err(b.unsupported("Iff", detail));
     }
     let dt = t.dt;
-    Ok(vec![elementwise::emit(b, &mut inputs, "select(v2, v1, v0 != 0u)", dt)?])
+    Ok(vec![elementwise::emit(b, &mut inputs, "select(v2, v1, v0 != 0u)", dt, None)?])
 }
 
 pub(super) fn cast(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> Result<Vec<Val>> {
@@ -123,5 +140,8 @@ pub(super) fn cast(b: &mut Builder, node: &TypedNode, mut inputs: Vec<Val>) -> R
         (Dt::I32, Dt::Bool) => "select(0u, 1u, v0 != 0)",
         (from, to) => return Err(b.unsupported("Cast", format!("{} to {}", from.wgsl(), to.wgsl()))),
     };
-    Ok(vec![elementwise::emit(b, &mut inputs, expr, to)?])
+    // A float outside i32 (or NaN) would be clamped; tract's i64 would hold it.
+    let check = (inputs[0].dt, to) == (Dt::F32, Dt::I32);
+    let check = check.then_some("!(v0 >= -2147483648.0 && v0 < 2147483648.0)");
+    Ok(vec![elementwise::emit(b, &mut inputs, expr, to, check)?])
 }

@@ -565,3 +565,39 @@ fn inputs_follow_the_models_order_unused_ones_included() {
     let outputs = pollster::block_on(program.run(&inputs)).unwrap();
     assert_eq!(outputs, [tensor1(&[9f32, 18., 27.])]);
 }
+
+#[test]
+fn integers_past_i32_and_division_by_zero_fail_the_run() {
+    let Some(gpu) = gpu() else { return };
+    let max = i64::from(i32::MAX);
+    let min = i64::from(i32::MIN);
+    for (name, op, fine, wrong) in [
+        ("add", math::add(), [max - 1, 1], [max, 1]),
+        ("sub", math::sub(), [min + 1, 1], [min, 1]),
+        ("mul", math::mul(), [46_340, 46_340], [65_536, 65_536]),
+        ("mul", math::mul(), [min, 1], [min, -1]),
+        ("div", math::div(), [min, 1], [min, -1]),
+        ("div", math::div(), [7, -2], [7, 0]),
+    ] {
+        let mut g = Graph::new();
+        let (x, y) = (g.input_of::<i64>(&[1]), g.input_of::<i64>(&[1]));
+        let model = g.node(name, op, &[x, y]);
+        let program = pollster::block_on(gpu::compile(&gpu, &model)).unwrap();
+        let run = |[a, b]: [i64; 2]| pollster::block_on(program.run(&[tensor1(&[a]), tensor1(&[b])]));
+        let expected =
+            model.clone().into_runnable().unwrap().run(tvec![tensor1(&[fine[0]]).into(), tensor1(&[fine[1]]).into()]);
+        assert_eq!(run(fine).unwrap(), [expected.unwrap()[0].clone().into_tensor()], "{name} {fine:?}");
+        assert_eq!(run(wrong).unwrap_err(), gpu::Error::Fault { node: name.into() }, "{name} {wrong:?}");
+    }
+    // A float cast to an integer past i32.
+    let mut g = Graph::new();
+    let x = g.input(&[2]);
+    let model = g.node("cast", tract_core::ops::cast::cast(DatumType::I64), &[x]);
+    let program = pollster::block_on(gpu::compile(&gpu, &model)).unwrap();
+    assert_eq!(
+        pollster::block_on(program.run(&[tensor1(&[-2.5f32, 1e9])])).unwrap(),
+        [tensor1(&[-2i64, 1_000_000_000])]
+    );
+    let error = pollster::block_on(program.run(&[tensor1(&[1.0f32, 3e9])])).unwrap_err();
+    assert_eq!(error, gpu::Error::Fault { node: "cast".into() });
+}
