@@ -38,7 +38,7 @@ pub struct Program {
     steps: Vec<Step>,
     inputs: Vec<Input>,
     outputs: Vec<Output>,
-    /// The fault word's readback, when a kernel checks indices, and the node of each dispatch
+    /// The fault word's readback, when a kernel checks its values, and the node of each dispatch
     /// (the word holds a dispatch's number + 1).
     fault: Option<(Output, Vec<String>)>,
     running: Mutex<()>,

@@ -59,8 +59,9 @@ pub(crate) enum Role {
     Input,
     /// Uploaded once at compilation (the elements' bits).
     Const(Vec<u32>),
-    /// The fault word: zeroed before every run; a kernel that meets an index out of range
-    /// writes its dispatch's number + 1 there (see [`Builder::fault`]).
+    /// The fault word: zeroed before every run; a kernel that meets a value it cannot compute
+    /// right (an index out of range, an integer past i32) writes its dispatch's number + 1 there
+    /// (see [`Builder::fault`]).
     Fault,
     /// An intermediate: its memory is shared with others whose lifetimes do not overlap.
     Temp,
@@ -122,7 +123,7 @@ pub(crate) struct Builder {
     pub dispatches: Vec<Dispatch>,
     /// The node being translated, for dispatch labels and errors.
     pub node: String,
-    /// The fault word, once a kernel checks indices.
+    /// The fault word, once a kernel checks its values.
     pub fault: Option<BufId>,
     max_binding: u64,
 }
@@ -156,7 +157,7 @@ impl Builder {
         Ok(Val { shape, dt, buf: Some(buf), konst: None })
     }
 
-    /// The fault word, for a kernel that checks indices; the dispatch about to be appended is
+    /// The fault word, for a kernel that checks its values; the dispatch about to be appended is
     /// the one that writes `code` there.
     pub fn fault(&mut self) -> Result<(BufId, u32)> {
         let buf = match self.fault {

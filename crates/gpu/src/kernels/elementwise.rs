@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{broadcast_strides, coords, element_main, fault_binding, groups, offset, typed_bindings};
+use super::{broadcast_strides, coords, element_main, fault_binding, groups, offset, raise_fault, typed_bindings};
 use crate::error::Result;
 use crate::plan::{Builder, Dt, Val};
 
@@ -55,7 +55,7 @@ pub(crate) fn emit(b: &mut Builder, inputs: &mut [Val], expr: &str, dt: Dt, faul
         let (fault, code) = b.fault()?;
         bindings.push_str(&fault_binding(bound.len()));
         bound.push(fault);
-        let _ = writeln!(body, "if ({condition}) {{ atomicMax(&fault[0], {code}u); }}");
+        let _ = writeln!(body, "if ({condition}) {{ {} }}", raise_fault(code));
     }
     let shader = format!("{HELPERS}{bindings}{}{body}out[i] = r;\n}}\n", element_main(n));
     let groups = groups(n as u64, &b.node)?;

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{coords, element_main, fault_binding, groups, strides, typed_bindings};
+use super::{coords, element_main, fault_binding, groups, raise_fault, strides, typed_bindings};
 use crate::error::Result;
 use crate::plan::{Builder, Dt, Val};
 
@@ -29,7 +29,7 @@ pub(crate) fn emit(b: &mut Builder, data: &mut Val, indices: &mut Val, axis: usi
         (0..picked).map(|d| format!("c{} * {}u", axis + d, index_strides[d])).chain(["0u".into()]).collect();
     let _ = writeln!(s, "var k = in1[{}];", index_at.join(" + "));
     let _ = writeln!(s, "if (k < 0) {{ k += {len}; }}");
-    let _ = writeln!(s, "if (k < 0 || k >= {len}) {{ atomicMax(&fault[0], {code}u); k = 0; }}");
+    let _ = writeln!(s, "if (k < 0 || k >= {len}) {{ {} k = 0; }}", raise_fault(code));
     // The data's coordinates: the output's around the index, `k` on the axis.
     let mut at = format!("u32(k) * {}u", own[axis]);
     for (d, stride) in own[..axis].iter().enumerate() {

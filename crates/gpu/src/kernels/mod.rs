@@ -51,10 +51,15 @@ pub(crate) fn typed_bindings(inputs: &[Dt], out: Dt) -> String {
     s
 }
 
-/// The fault word's binding, after the others: a kernel that meets an index out of range writes
-/// `atomicMax(&fault[0], code)` (see [`crate::plan::Builder::fault`]).
+/// The fault word's binding, after the others (see [`crate::plan::Builder::fault`]).
 pub(crate) fn fault_binding(slot: usize) -> String {
     format!("@group(0) @binding({slot}) var<storage, read_write> fault: array<atomic<u32>>;\n")
+}
+
+/// The WGSL statement that records dispatch `code`'s fault: the largest code wins, and the run
+/// reads it back to name the node.
+pub(crate) fn raise_fault(code: u32) -> String {
+    format!("atomicMax(&fault[0], {code}u);")
 }
 
 /// The entry point of a one-thread-per-element kernel over `n` elements: `i` is the element.
