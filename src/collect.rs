@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use collector::{Collector, Config, Database, Role, Token};
+use collector::{Collector, Config, Database, Role, Scope, Token};
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -67,6 +67,14 @@ enum Keys {
         /// What the key is for, e.g. the edge node or app that holds it.
         #[arg(long)]
         name: String,
+        /// The models an ingest key may write: names, or prefixes ending in `*`
+        /// (`--models wine,wine-web`, `--models shop-*`). Batches and labels for other models
+        /// are refused (403).
+        #[arg(long, conflicts_with = "all_models")]
+        models: Option<String>,
+        /// An ingest key for every model (a trusted backend's, not a public app's).
+        #[arg(long)]
+        all_models: bool,
         #[command(flatten)]
         config: ConfigArgs,
     },
@@ -108,7 +116,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             [(Role::Ingest, "bootstrap-ingest"), (Role::Read, "bootstrap-read"), (Role::Admin, "bootstrap-admin")]
         {
             let token = Token::generate()?;
-            store.create_key(name.to_owned(), role, token.digest()).await?;
+            // The bootstrap ingest key is for trying things out: every model.
+            store.create_key(name.to_owned(), role, Scope::All, token.digest()).await?;
             println!("  {:<6} key: {}", role.as_str(), token.secret());
         }
     }
@@ -150,22 +159,37 @@ async fn shutdown_signal() {
 async fn manage_keys(keys: Keys) -> anyhow::Result<ExitCode> {
     let open = |config: &ConfigArgs| -> anyhow::Result<Config> { config.load() };
     match keys {
-        Keys::Create { role, name, config } => {
+        Keys::Create { role, name, models, all_models, config } => {
+            let role = Role::parse(&role).context("unknown role")?;
+            let scope = match (role, models) {
+                (Role::Ingest, Some(models)) => Scope::parse(&models).map_err(|e| anyhow::anyhow!("--models: {e}"))?,
+                (Role::Ingest, None) if all_models => Scope::All,
+                (Role::Ingest, None) => anyhow::bail!(
+                    "an ingest key needs the models it may write: `--models NAME[,NAME|PREFIX*…]`, or `--all-models`"
+                ),
+                (_, Some(_)) => anyhow::bail!("--models scopes ingest keys; {} keys read every model", role.as_str()),
+                (_, None) => Scope::All,
+            };
             let config = open(&config)?;
             let store = collector::open(&config.database, 1).await?;
-            let role = Role::parse(&role).context("unknown role")?;
             let token = Token::generate()?;
-            let key = store.create_key(name, role, token.digest()).await?;
-            eprintln!("created {} key {} ({:?}); the token is shown only now:", role.as_str(), key.id, key.name);
+            let key = store.create_key(name, role, scope, token.digest()).await?;
+            eprintln!(
+                "created {} key {} ({:?}, {}); the token is shown only now:",
+                role.as_str(),
+                key.id,
+                key.name,
+                key.scope
+            );
             println!("{}", token.secret());
         }
         Keys::List { config } => {
             let config = open(&config)?;
             let store = collector::open(&config.database, 1).await?;
-            println!("{:>4}  {:<7} {:<10} name", "id", "role", "state");
+            println!("{:>4}  {:<7} {:<10} {:<24} scope", "id", "role", "state", "name");
             for key in store.keys().await? {
                 let state = if key.revoked_ms.is_some() { "revoked" } else { "live" };
-                println!("{:>4}  {:<7} {:<10} {}", key.id, key.role.as_str(), state, key.name);
+                println!("{:>4}  {:<7} {:<10} {:<24} {}", key.id, key.role.as_str(), state, key.name, key.scope);
             }
         }
         Keys::Revoke { id, config } => {

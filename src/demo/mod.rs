@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use collector::alerts::{Metric, Rule, Severity};
 use collector::monitor::Width;
-use collector::{Collector, Database, Role, Token};
+use collector::{Collector, Database, Role, Scope, Token};
 use serde::Serialize;
 use telemetry::{Batcher, BatcherConfig, ModelRef, Source, SourceKind};
 use tokio::net::TcpListener;
@@ -124,7 +124,7 @@ async fn run(args: Args) -> Result<ExitCode> {
     let database = Database::Sqlite(dir.join("demo.db"));
     let store = collector::open(&database, 1).await.with_context(|| format!("cannot open {database}"))?;
     for (role, token) in [&ingest, &read, &admin] {
-        store.create_key(format!("demo-{}", role.as_str()), *role, token.digest()).await?;
+        store.create_key(format!("demo-{}", role.as_str()), *role, Scope::All, token.digest()).await?;
     }
     let origins = web.iter().map(|(url, ..)| url.clone()).collect();
     let collector = Collector::new(store, collector_config(database, origins)?);

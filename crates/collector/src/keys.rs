@@ -82,12 +82,75 @@ pub fn digest(token: &str) -> String {
     Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The models an ingest key may write: a public key (a browser app's) holds only its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Every model: read and admin keys, and ingest keys created with `--all-models`.
+    All,
+    /// Model names, each exact or a prefix ending in `*` (`wine`, `wine-*`).
+    Models(Vec<String>),
+}
+
+impl Scope {
+    /// Parses `wine,wine-web` or `shop-*`: names as `telemetry::check_name` allows them, each
+    /// optionally ending in `*`.
+    pub fn parse(text: &str) -> Result<Scope, String> {
+        let patterns: Vec<String> = text.split(',').map(|p| p.trim().to_owned()).collect();
+        for pattern in &patterns {
+            let name = pattern.strip_suffix('*').unwrap_or(pattern);
+            if name.is_empty() && pattern == "*" {
+                return Err("`*` alone is every model: ask for that with `--all-models`".into());
+            }
+            telemetry::check_name("a model pattern", name)?;
+        }
+        Ok(Scope::Models(patterns))
+    }
+
+    pub fn allows(&self, model: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Models(patterns) => patterns.iter().any(|p| match p.strip_suffix('*') {
+                Some(prefix) => model.starts_with(prefix),
+                None => model == p,
+            }),
+        }
+    }
+
+    /// As the `api_keys.models` column stores it: null for every model.
+    pub fn to_column(&self) -> Option<String> {
+        match self {
+            Scope::All => None,
+            Scope::Models(patterns) => Some(patterns.join(",")),
+        }
+    }
+
+    /// Back from the column. A stored list that no longer parses allows nothing: least power.
+    pub fn from_column(column: Option<&str>) -> Scope {
+        match column {
+            None => Scope::All,
+            Some(text) => Scope::parse(text).unwrap_or(Scope::Models(Vec::new())),
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::All => f.write_str("every model"),
+            Scope::Models(patterns) => write!(f, "models {}", patterns.join(", ")),
+        }
+    }
+}
+
 /// A stored key, without its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyInfo {
     pub id: i64,
     pub name: String,
     pub role: Role,
+    /// What it may write (ingest keys); read and admin keys see everything.
+    pub scope: Scope,
     pub created_ms: i64,
     pub revoked_ms: Option<i64>,
 }
@@ -95,6 +158,23 @@ pub struct KeyInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scopes_parse_match_and_round_trip() {
+        let scope = Scope::parse("wine, shop-*").unwrap();
+        assert!(scope.allows("wine"));
+        assert!(scope.allows("shop-cart"));
+        assert!(!scope.allows("wine2"));
+        assert!(!scope.allows("victim"));
+        assert_eq!(Scope::from_column(scope.to_column().as_deref()), scope);
+        assert_eq!(Scope::from_column(None), Scope::All);
+        assert!(Scope::All.allows("anything"));
+        assert!(Scope::parse("*").unwrap_err().contains("--all-models"));
+        assert!(Scope::parse("wine,").is_err());
+        assert!(Scope::parse("a b").is_err());
+        // A hand-edited column that does not parse allows nothing.
+        assert!(!Scope::from_column(Some("bad name")).allows("bad name"));
+    }
 
     #[test]
     fn tokens_are_random_and_only_their_digest_is_kept() {

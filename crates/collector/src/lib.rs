@@ -31,7 +31,7 @@ pub mod store;
 mod tasks;
 
 pub use config::{Config, Database};
-pub use keys::{Role, Token};
+pub use keys::{Role, Scope, Token};
 pub use server::{Collector, serve};
 pub use store::{Store, StoreError, open};
 

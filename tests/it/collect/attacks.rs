@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use telemetry::{ClassScore, FeatureCounts, FeatureSummary};
 
-use super::process::{Process, create_key, start};
+use super::process::{Process, create_key, create_scoped_key, start};
 use super::*;
 
 /// A collector process with a key of each role.
@@ -194,6 +194,34 @@ async fn attacks(database: String) {
     assert!(refusal["error"]["message"].as_str().unwrap().contains("1 counts for 2 bins"), "{refusal}");
     let (status, body) = get_json(&t.http, &url, &t.keys.read, &format!("/v1/models/victim/drift?at={now}")).await;
     assert_eq!(status, 200, "{db}: {body}");
+
+    // 7. A public app's key, scoped to its own models, writing another model's batches and
+    // labelling another model's predictions (`v0…` are `victim`'s, from attack 1).
+    let app = create_scoped_key(&t.database, "shop-*");
+    let (status, reply) = post_batch(&t.http, &url, &app, &hostile("scoped-victim", "victim", Vec::new()), JSON).await;
+    assert_eq!((status, reply["error"]["code"].as_str()), (403, Some("model_not_allowed")), "{db}: {reply}");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(message.contains("may write models shop-*; this batch is for model \"victim\""), "{message}");
+    let own = vec![predicted("shop-p1".into(), now, Output::Class { label: "buy".into(), score: 0.8 })];
+    let (status, reply) = post_batch(&t.http, &url, &app, &hostile("scoped-own", "shop-cart", own), JSON).await;
+    assert_eq!((status, reply["status"].as_str()), (200, Some("stored")), "{db}: {reply}");
+    let label = |id: &str| serde_json::json!({"prediction_id": id, "timestamp_ms": now, "truth": {"class": "fake"}});
+    let labels = serde_json::json!({"labels": [label("v0"), label("shop-p1"), label("never-sent")]});
+    let response = t.http.post(format!("{url}/v1/labels")).bearer_auth(&app).json(&labels).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{db}");
+    let reply: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(reply["accepted"], 1, "{db}: only the app's own prediction is labelled: {reply}");
+    let reasons: Vec<&str> =
+        reply["rejected"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    assert!(reasons[0].contains("is of model \"victim\"; this key may write models shop-*"), "{reasons:?}");
+    assert!(reasons[1].contains("is not stored (yet)"), "{reasons:?}");
+    let (_, victim) = get_json(&t.http, &url, &t.keys.read, "/v1/models/victim/versions/1/predictions?limit=1").await;
+    assert_eq!(victim["items"][0]["truth"]["class"], "c0", "{db}: the victim's label stands: {victim}");
+    // An ingest key is scoped unless every model is asked for.
+    let unscoped =
+        crate::sextant(&["collect", "keys", "create", "--database", &t.database, "--role", "ingest", "--name", "x"]);
+    assert_ne!(unscoped.code, 0);
+    assert!(unscoped.stderr.contains("`--models NAME[,NAME|PREFIX*…]`, or `--all-models`"), "{}", unscoped.stderr);
 
     honest.push(t.honest("honest-last").await);
     let (status, _) = get_json(&t.http, &url, &t.keys.read, "/v1/models").await;

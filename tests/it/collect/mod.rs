@@ -9,7 +9,7 @@ mod attacks;
 pub mod monitoring;
 mod process;
 
-use collector::{Collector, Config, Database, Role, Token};
+use collector::{Collector, Config, Database, Role, Scope, Token};
 use std::path::PathBuf;
 use telemetry::{
     Batch, EngineKind, Format, Label, ModelRef, Output, Prediction, Record, SCHEMA_VERSION, Source, SourceKind, Truth,
@@ -88,7 +88,7 @@ pub async fn serve(database: &Database, tune: impl FnOnce(&mut Config)) -> Serve
 pub async fn create_keys(store: &dyn collector::Store) -> Keys {
     let make = async |role: Role| {
         let token = Token::generate().unwrap();
-        store.create_key(format!("test-{}", role.as_str()), role, token.digest()).await.unwrap();
+        store.create_key(format!("test-{}", role.as_str()), role, Scope::All, token.digest()).await.unwrap();
         token.secret().to_owned()
     };
     Keys { ingest: make(Role::Ingest).await, read: make(Role::Read).await, admin: make(Role::Admin).await }

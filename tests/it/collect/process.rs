@@ -49,11 +49,35 @@ async fn start_with(args: &[&str]) -> Process {
 
 /// `sextant collect keys create`: the token it prints.
 pub(super) fn create_key(database: &str, role: &str) -> String {
-    let run = crate::sextant(&["collect", "keys", "create", "--database", database, "--role", role, "--name", "it"]);
+    let mut args = vec!["collect", "keys", "create", "--database", database, "--role", role, "--name", "it"];
+    if role == "ingest" {
+        args.push("--all-models");
+    }
+    let run = crate::sextant(&args);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let token = run.stdout.trim().to_owned();
     assert!(token.starts_with("sxt_") && token.len() == 68, "{token}");
     token
+}
+
+/// `sextant collect keys create --role ingest --models …`: a key for those models only.
+pub(super) fn create_scoped_key(database: &str, models: &str) -> String {
+    let run = crate::sextant(&[
+        "collect",
+        "keys",
+        "create",
+        "--database",
+        database,
+        "--role",
+        "ingest",
+        "--name",
+        "app",
+        "--models",
+        models,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("models {models}")), "{}", run.stderr);
+    run.stdout.trim().to_owned()
 }
 
 /// Streams batches from four clients until the collector stops answering; returns (attempted, acknowledged).

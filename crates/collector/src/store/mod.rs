@@ -1,24 +1,36 @@
-//! Storage: one trait, two databases.
+//! Storage: one store, two dialects.
 //!
-//! [`Store`] is what the server needs; `sqlite.rs` (one file, one writer thread that commits
-//! batches in groups) and `postgres.rs` (a connection pool; several collector processes may share
-//! the database) implement it. Both keep the same schema (`migrations/`), applied in order on open
-//! and recorded in `schema_migrations`. Every statement binds its values: no SQL is built from
-//! outside text.
+//! [`Store`] is what the server needs. It is laid out by concern: what a batch or label writes,
+//! computed without a database (`writes.rs`); every statement, written once, with a SQLite /
+//! PostgreSQL pair only where the dialects differ (`sql.rs`); the operations, written once over
+//! a connection (`ops.rs`, on `conn.rs`'s [`conn::Conn`]); result rows back into types
+//! (`rows.rs`). Per database only connection, transaction and commit machinery remains:
+//! `sqlite.rs` (one file, one writer thread that commits jobs in groups) and `postgres.rs` (a
+//! connection pool; several collector processes may share the database). Both keep the same
+//! schema (`migrations/`), applied in order on open and recorded in `schema_migrations`. Every
+//! statement binds its values: no SQL is built from outside text.
 
+mod conn;
+mod ops;
 mod postgres;
+mod rows;
+mod sql;
 mod sqlite;
+mod writes;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 use telemetry::{Batch, Label};
 
-use crate::alerts::{AlertQuery, AlertRow, AlertState, Attempt, DeliveryRow, Due, NewAlert};
+use crate::alerts::{AlertQuery, AlertRow, Attempt, Due, NewAlert};
 use crate::config::Database;
-use crate::keys::{KeyInfo, Role};
+use crate::keys::{KeyInfo, Role, Scope};
 use crate::monitor::{Span, WindowData};
+
+pub use writes::MAX_CLIENT_COUNT;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -43,6 +55,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/sqlite/0002_monitoring.sql"),
         postgres: include_str!("migrations/postgres/0002_monitoring.sql"),
     },
+    Migration {
+        version: 3,
+        name: "key_scopes",
+        sqlite: include_str!("migrations/sqlite/0003_key_scopes.sql"),
+        postgres: include_str!("migrations/postgres/0003_key_scopes.sql"),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +78,8 @@ pub enum StoreError {
         "the database has schema version {found}, newer than this collector knows ({known}); upgrade the collector"
     )]
     SchemaTooNew { found: i64, known: i64 },
+    #[error("statement {name} does not fit the database's schema: {message}")]
+    Statement { name: &'static str, message: String },
     #[error("the SQLite writer has stopped")]
     WriterGone,
     #[error("the stored {what} is not valid: {message}")]
@@ -176,10 +196,19 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         kind: RecordKind,
         page: PageRequest,
     ) -> BoxFuture<'_, Result<Page<serde_json::Value>, StoreError>>;
-    fn create_key(&self, name: String, role: Role, digest: String) -> BoxFuture<'_, Result<KeyInfo, StoreError>>;
+    fn create_key(
+        &self,
+        name: String,
+        role: Role,
+        scope: Scope,
+        digest: String,
+    ) -> BoxFuture<'_, Result<KeyInfo, StoreError>>;
     /// The live (not revoked) key with this digest.
     fn find_key(&self, digest: String) -> BoxFuture<'_, Result<Option<KeyInfo>, StoreError>>;
     fn keys(&self) -> BoxFuture<'_, Result<Vec<KeyInfo>, StoreError>>;
+    /// The model name each of these predictions is stored under (the first stored, per id);
+    /// ids not stored are absent.
+    fn prediction_models(&self, ids: Vec<String>) -> BoxFuture<'_, Result<HashMap<String, String>, StoreError>>;
     /// Revokes a key; false if there is no such live key.
     fn revoke_key(&self, id: i64) -> BoxFuture<'_, Result<bool, StoreError>>;
 
@@ -232,86 +261,26 @@ pub struct Compacted {
     pub rows_merged: u64,
 }
 
-/// The alert columns every alert query selects, in [`AlertColumns`] order.
-const ALERT_COLUMNS: &str = "a.id, a.rule, a.model, a.version, a.subject, a.metric, a.severity, a.value, a.threshold, \
-     a.message, a.window_start_ms, a.started_ms, a.resolved_ms";
+/// Model row ids, which never change once committed: ingest looks them up once per process.
+#[derive(Debug, Default)]
+struct ModelIds(std::sync::Mutex<HashMap<telemetry::ModelRef, i64>>);
 
-/// The delivery columns, after the alert id.
-const DELIVERY_COLUMNS: &str = "d.alert_id, d.id, d.event, d.url, d.state, d.attempts, d.next_attempt_ms, \
-     d.last_error, d.delivered_ms";
+impl ModelIds {
+    /// Bound on the cache: past it, it starts over (a client can name many models).
+    const MAX: usize = 4096;
 
-/// An alert row's values, as both databases read them.
-type AlertColumns =
-    (i64, String, String, String, String, String, String, Option<f64>, Option<f64>, String, i64, i64, Option<i64>);
-
-fn alert_row(c: AlertColumns) -> AlertRow {
-    let (
-        id,
-        rule,
-        model,
-        version,
-        subject,
-        metric,
-        severity,
-        value,
-        threshold,
-        message,
-        window_start_ms,
-        started_ms,
-        resolved_ms,
-    ) = c;
-    AlertRow {
-        id,
-        rule,
-        model,
-        version,
-        subject,
-        metric,
-        severity,
-        state: if resolved_ms.is_some() { AlertState::Resolved } else { AlertState::Firing },
-        value,
-        threshold,
-        message,
-        window_start_ms,
-        started_ms,
-        resolved_ms,
-        deliveries: Vec::new(),
+    fn get(&self, model: &telemetry::ModelRef) -> Option<i64> {
+        self.0.lock().ok()?.get(model).copied()
     }
-}
 
-/// A delivery row's values after its alert id.
-type DeliveryColumns = (i64, String, String, String, i64, i64, Option<String>, Option<i64>);
-
-fn delivery_row(c: DeliveryColumns) -> DeliveryRow {
-    let (id, event, url, state, attempts, next_attempt_ms, last_error, delivered_ms) = c;
-    DeliveryRow {
-        id,
-        event: AlertState::parse(&event),
-        url,
-        state,
-        attempts,
-        next_attempt_ms,
-        last_error,
-        delivered_ms,
-    }
-}
-
-/// Attaches deliveries (alert id, row) to their alerts.
-fn attach(alerts: &mut [AlertRow], deliveries: Vec<(i64, DeliveryRow)>) {
-    let index: std::collections::HashMap<i64, usize> = alerts.iter().enumerate().map(|(i, a)| (a.id, i)).collect();
-    for (alert_id, delivery) in deliveries {
-        if let Some(&i) = index.get(&alert_id) {
-            alerts[i].deliveries.push(delivery);
+    /// Call only once the row is committed.
+    fn insert(&self, model: telemetry::ModelRef, id: i64) {
+        if let Ok(mut ids) = self.0.lock() {
+            if ids.len() >= ModelIds::MAX {
+                ids.clear();
+            }
+            ids.insert(model, id);
         }
-    }
-}
-
-/// The state and columns an attempt's outcome writes: (state, delivered_ms, next_attempt_ms, error).
-fn attempt_columns(attempt: &Attempt) -> (&'static str, Option<i64>, Option<i64>, Option<&str>) {
-    match attempt {
-        Attempt::Delivered { at_ms } => ("delivered", Some(*at_ms), None, None),
-        Attempt::Retry { next_attempt_ms, error } => ("pending", None, Some(*next_attempt_ms), Some(error)),
-        Attempt::Failed { error } => ("failed", None, None, Some(error)),
     }
 }
 
@@ -321,119 +290,4 @@ pub async fn open(database: &Database, pool_size: usize) -> Result<Box<dyn Store
         Database::Sqlite(path) => Box::new(sqlite::SqliteStore::open(path).await?),
         Database::Postgres(url) => Box::new(postgres::PostgresStore::open(url, pool_size).await?),
     })
-}
-
-/// A prediction's output as the columns store it: (class label, score, value, top-k JSON).
-fn output_columns(output: &telemetry::Output) -> (Option<&str>, Option<f64>, Option<f64>, Option<String>) {
-    match output {
-        telemetry::Output::Class { label, score } => (Some(label), Some(f64::from(*score)), None, None),
-        telemetry::Output::Value(v) => (None, None, Some(*v), None),
-        telemetry::Output::TopK(classes) => {
-            let best = classes.first();
-            (
-                best.map(|c| c.label.as_str()),
-                best.map(|c| f64::from(c.score)),
-                None,
-                serde_json::to_string(classes).ok(),
-            )
-        }
-    }
-}
-
-/// The output back from its columns, in the wire schema's JSON shape.
-fn output_json(
-    label: Option<String>,
-    score: Option<f64>,
-    value: Option<f64>,
-    top_k: Option<String>,
-) -> serde_json::Value {
-    use serde_json::json;
-    if let Some(top_k) = top_k.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()) {
-        json!({ "top_k": top_k })
-    } else if let Some(value) = value {
-        json!({ "value": value })
-    } else {
-        json!({ "class": { "label": label, "score": score } })
-    }
-}
-
-fn truth_json(class: Option<String>, value: Option<f64>) -> Option<serde_json::Value> {
-    match (class, value) {
-        (Some(class), _) => Some(serde_json::json!({ "class": class })),
-        (None, Some(value)) => Some(serde_json::json!({ "value": value })),
-        (None, None) => None,
-    }
-}
-
-fn truth_of(class: Option<String>, value: Option<f64>) -> Option<telemetry::Truth> {
-    match (class, value) {
-        (Some(class), _) => Some(telemetry::Truth::Class(class)),
-        (None, Some(value)) => Some(telemetry::Truth::Value(value)),
-        (None, None) => None,
-    }
-}
-
-fn truth_columns(truth: &telemetry::Truth) -> (Option<&str>, Option<f64>) {
-    match truth {
-        telemetry::Truth::Class(c) => (Some(c), None),
-        telemetry::Truth::Value(v) => (None, Some(*v)),
-    }
-}
-
-/// The batch's prediction records, kept on its row so `GET /v1/models` sums batches instead of
-/// counting predictions.
-fn prediction_count(batch: &Batch) -> i64 {
-    clamp(batch.records.iter().filter(|r| matches!(r, telemetry::Record::Prediction(_))).count() as u64)
-}
-
-/// Largest count one client report is taken at (loss totals, summary rows): sums of a million
-/// sessions' counts still fit a database integer, so no sum over them can overflow.
-pub const MAX_CLIENT_COUNT: u64 = 1 << 40;
-
-/// A count a client reported, saturated at [`MAX_CLIENT_COUNT`].
-fn client_count(n: u64) -> i64 {
-    clamp(n.min(MAX_CLIENT_COUNT))
-}
-
-/// Database integers are i64; counts beyond that are saturated, not wrapped.
-fn clamp(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn engine_str(engine: telemetry::EngineKind) -> &'static str {
-    match engine {
-        telemetry::EngineKind::Cpu => "cpu",
-        telemetry::EngineKind::Gpu => "gpu",
-    }
-}
-
-fn source_kind_str(kind: telemetry::SourceKind) -> &'static str {
-    match kind {
-        telemetry::SourceKind::Browser => "browser",
-        telemetry::SourceKind::Edge => "edge",
-        telemetry::SourceKind::Native => "native",
-    }
-}
-
-fn error_kind_str(kind: telemetry::ErrorKind) -> &'static str {
-    match kind {
-        telemetry::ErrorKind::Inference => "inference",
-        telemetry::ErrorKind::RejectedInput => "rejected_input",
-    }
-}
-
-/// Labels deduplicated by prediction id, the last one winning (as a later upload would).
-fn last_label_per_prediction(labels: Vec<Label>) -> Vec<Label> {
-    let mut seen = std::collections::HashMap::with_capacity(labels.len());
-    let mut out: Vec<Label> = Vec::with_capacity(labels.len());
-    for label in labels {
-        match seen.get(&label.prediction_id) {
-            Some(&i) => out[i] = label,
-            None => {
-                seen.insert(label.prediction_id.clone(), out.len());
-                out.push(label);
-            }
-        }
-    }
-    out
 }
