@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use telemetry::{Label, Truth};
 
-use super::conn::{Arg, Conn, ConnExt, Dialect, Row, Sql};
+use super::conn::{Arg, Conn, ConnExt, Dialect, Sql};
 use super::writes::{self, BatchRows, LabelRows};
 use super::{
     BatchRow, Incoming, Ingested, MIGRATIONS, ModelSummary, ModelVersion, Page, PageRequest, RecordKind, StoreError,
@@ -213,7 +213,7 @@ pub(super) async fn records(
     kind: RecordKind,
     page: PageRequest,
 ) -> Result<Page<serde_json::Value>> {
-    let (statement, row): (_, fn(Row) -> Result<(i64, serde_json::Value)>) = match kind {
+    let (statement, row): (_, rows::Record) = match kind {
         RecordKind::Predictions => (&sql::PREDICTIONS, rows::prediction),
         RecordKind::Features => (&sql::FEATURES, rows::features),
         RecordKind::Errors => (&sql::ERRORS, rows::error),

@@ -57,6 +57,9 @@ pub(super) fn batch(mut r: Row) -> Result<(i64, BatchRow)> {
     Ok((row.seq, row))
 }
 
+/// Reads one history row: its sequence number and its JSON.
+pub(super) type Record = fn(Row) -> Result<(i64, serde_json::Value)>;
+
 pub(super) fn prediction(mut r: Row) -> Result<(i64, serde_json::Value)> {
     let row = PredictionRow {
         seq: r.int(0)?,

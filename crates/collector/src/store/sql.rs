@@ -151,9 +151,8 @@ pub(super) const ERRORS: Sql = Sql::Both(
 
 // Keys.
 
-pub(super) const CREATE_KEY: Sql = Sql::Both(
-    "INSERT INTO api_keys (name, role, models, digest, created_ms) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-);
+pub(super) const CREATE_KEY: Sql =
+    Sql::Both("INSERT INTO api_keys (name, role, models, digest, created_ms) VALUES ($1, $2, $3, $4, $5) RETURNING id");
 /// Columns in `rows::key` order.
 pub(super) const FIND_KEY: Sql = Sql::Both(
     "SELECT id, name, role, created_ms, revoked_ms, models FROM api_keys WHERE digest = $1 AND revoked_ms IS NULL",
