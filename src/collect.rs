@@ -111,15 +111,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot open {}", config.database))?;
     if config.bootstrap_keys && store.keys().await?.is_empty() {
-        println!("no API keys yet; created these (shown once, stored as digests):");
-        for (role, name) in
-            [(Role::Ingest, "bootstrap-ingest"), (Role::Read, "bootstrap-read"), (Role::Admin, "bootstrap-admin")]
-        {
-            let token = Token::generate()?;
-            // The bootstrap ingest key is for trying things out: every model.
-            store.create_key(name.to_owned(), role, Scope::All, token.digest()).await?;
-            println!("  {:<6} key: {}", role.as_str(), token.secret());
-        }
+        bootstrap_keys(&*store, &config.bootstrap_keys_file).await?;
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -132,6 +124,39 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     collector::serve(collector, listener, shutdown_signal()).await?;
     eprintln!("collector stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Creates an ingest (every model), a read and an admin key, and writes their tokens to `path`,
+/// created new with mode 0600: an admin token in stdout would end up in whatever collects logs.
+async fn bootstrap_keys(store: &dyn collector::Store, path: &std::path::Path) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| {
+        format!(
+            "cannot create the bootstrap key file {} (an old one is never overwritten: move it away, or set \
+             bootstrap_keys_file)",
+            path.display()
+        )
+    })?;
+    let mut text = String::from("# Sextant collector bootstrap keys: shown nowhere else; keep this file private.\n");
+    for (role, name) in
+        [(Role::Ingest, "bootstrap-ingest"), (Role::Read, "bootstrap-read"), (Role::Admin, "bootstrap-admin")]
+    {
+        let token = Token::generate()?;
+        // The bootstrap ingest key is for trying things out: every model.
+        store.create_key(name.to_owned(), role, Scope::All, token.digest()).await?;
+        text.push_str(&format!("{:<6} key: {}\n", role.as_str(), token.secret()));
+    }
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!(
+        "no API keys yet; created an ingest, a read and an admin key: their tokens are in {} (mode 0600)",
+        path.display()
+    );
+    Ok(())
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, finish what is in flight.

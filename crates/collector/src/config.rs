@@ -43,9 +43,12 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// PostgreSQL connections per collector process.
     pub postgres_pool_size: usize,
-    /// On a database with no API keys, create an ingest and a read key and print them once, so a
-    /// local collector works with no setup.
+    /// On a database with no API keys, create an ingest (every model), a read and an admin key,
+    /// so a local collector works with no setup. Their tokens go to `bootstrap_keys_file`, never
+    /// to the log.
     pub bootstrap_keys: bool,
+    /// Where bootstrap tokens are written: created new, readable by this user only (0600).
+    pub bootstrap_keys_file: std::path::PathBuf,
     pub monitoring: Monitoring,
 }
 
@@ -97,6 +100,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             postgres_pool_size: 8,
             bootstrap_keys: true,
+            bootstrap_keys_file: "sextant-bootstrap-keys.txt".into(),
             monitoring: Monitoring::default(),
         }
     }

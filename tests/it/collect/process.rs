@@ -222,19 +222,38 @@ fn keys_are_listed_without_secrets_and_revoked() {
 async fn a_fresh_collector_runs_from_a_config_file_with_bootstrap_keys() {
     let database = sqlite_path("bootstrap");
     let config = database.with_file_name("collector.toml");
+    let keys_file = database.with_file_name("keys.txt");
     std::fs::write(
         &config,
-        format!("database = {:?}\ncors_origins = [\"https://app.example.com\"]\n", database.display().to_string()),
+        format!(
+            "database = {:?}\nbootstrap_keys_file = {:?}\ncors_origins = [\"https://app.example.com\"]\n",
+            database.display().to_string(),
+            keys_file.display().to_string()
+        ),
     )
     .unwrap();
     let process = start_with(&["--config", config.to_str().unwrap()]).await;
+    assert!(
+        process.banner.iter().any(|l| l.contains("their tokens are in") && l.contains("keys.txt")),
+        "{:?}",
+        process.banner
+    );
+    assert!(!process.banner.iter().any(|l| l.contains("sxt_")), "no token in the log: {:?}", process.banner);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&keys_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the key file is the owner's alone");
+    }
+    let tokens = std::fs::read_to_string(&keys_file).unwrap();
     let key = |role: &str| {
         let prefix = format!("{role:<6} key: ");
-        let line = process.banner.iter().find_map(|l| l.trim().strip_prefix(&prefix)).unwrap_or_else(|| {
-            panic!("no {role} key in {:?}", process.banner);
+        let line = tokens.lines().find_map(|l| l.trim().strip_prefix(&prefix)).unwrap_or_else(|| {
+            panic!("no {role} key in {tokens:?}");
         });
         line.to_owned()
     };
+    assert!(key("admin").starts_with("sxt_"));
     let (ingest, read) = (key("ingest"), key("read"));
     let http = reqwest::Client::new();
     let (status, reply) = post_batch(&http, &process.url, &ingest, &batch("boot", 3), JSON).await;

@@ -67,7 +67,7 @@ impl PostgresStore {
     }
 
     /// Runs `f` on a pooled connection, each statement committed on its own.
-    async fn read<T>(
+    async fn with_client<T>(
         &self,
         f: impl AsyncFnOnce(&deadpool_postgres::Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -113,19 +113,19 @@ impl Store for PostgresStore {
     }
 
     fn put_profile(&self, model: String, version: String, body: String) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.read(async move |c| ops::put_profile(c, &model, &version, &body, crate::now_ms()).await))
+        Box::pin(self.with_client(async move |c| ops::put_profile(c, &model, &version, &body, crate::now_ms()).await))
     }
 
     fn profile(&self, model: String, version: String) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
-        Box::pin(self.read(async move |c| ops::profile(c, &model, &version).await))
+        Box::pin(self.with_client(async move |c| ops::profile(c, &model, &version).await))
     }
 
     fn models(&self) -> BoxFuture<'_, Result<Vec<ModelSummary>, StoreError>> {
-        Box::pin(self.read(async |c| ops::models(c).await))
+        Box::pin(self.with_client(async |c| ops::models(c).await))
     }
 
     fn batches(&self, page: PageRequest) -> BoxFuture<'_, Result<Page<BatchRow>, StoreError>> {
-        Box::pin(self.read(async move |c| ops::batches(c, page).await))
+        Box::pin(self.with_client(async move |c| ops::batches(c, page).await))
     }
 
     fn records(
@@ -135,7 +135,7 @@ impl Store for PostgresStore {
         kind: RecordKind,
         page: PageRequest,
     ) -> BoxFuture<'_, Result<Page<serde_json::Value>, StoreError>> {
-        Box::pin(self.read(async move |c| ops::records(c, &model, &version, kind, page).await))
+        Box::pin(self.with_client(async move |c| ops::records(c, &model, &version, kind, page).await))
     }
 
     fn create_key(
@@ -145,31 +145,31 @@ impl Store for PostgresStore {
         scope: Scope,
         digest: String,
     ) -> BoxFuture<'_, Result<KeyInfo, StoreError>> {
-        Box::pin(self.read(async move |c| ops::create_key(c, name, role, scope, &digest, crate::now_ms()).await))
+        Box::pin(self.with_client(async move |c| ops::create_key(c, name, role, scope, &digest, crate::now_ms()).await))
     }
 
     fn prediction_models(&self, ids: Vec<String>) -> BoxFuture<'_, Result<HashMap<String, String>, StoreError>> {
-        Box::pin(self.read(async move |c| ops::prediction_models(c, &ids).await))
+        Box::pin(self.with_client(async move |c| ops::prediction_models(c, &ids).await))
     }
 
     fn find_key(&self, digest: String) -> BoxFuture<'_, Result<Option<KeyInfo>, StoreError>> {
-        Box::pin(self.read(async move |c| ops::find_key(c, &digest).await))
+        Box::pin(self.with_client(async move |c| ops::find_key(c, &digest).await))
     }
 
     fn keys(&self) -> BoxFuture<'_, Result<Vec<KeyInfo>, StoreError>> {
-        Box::pin(self.read(async |c| ops::keys(c).await))
+        Box::pin(self.with_client(async |c| ops::keys(c).await))
     }
 
     fn revoke_key(&self, id: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(self.read(async move |c| ops::revoke_key(c, id, crate::now_ms()).await))
+        Box::pin(self.with_client(async move |c| ops::revoke_key(c, id, crate::now_ms()).await))
     }
 
     fn model_versions(&self) -> BoxFuture<'_, Result<Vec<ModelVersion>, StoreError>> {
-        Box::pin(self.read(async |c| ops::model_versions(c).await))
+        Box::pin(self.with_client(async |c| ops::model_versions(c).await))
     }
 
     fn window(&self, model: String, version: String, span: Span) -> BoxFuture<'_, Result<WindowData, StoreError>> {
-        Box::pin(self.read(async move |c| ops::window(c, &model, &version, span).await))
+        Box::pin(self.with_client(async move |c| ops::window(c, &model, &version, span).await))
     }
 
     /// Each minute is compacted in its own transaction, its rows locked, so concurrent ingest (new
@@ -191,15 +191,15 @@ impl Store for PostgresStore {
     }
 
     fn alert_rules(&self) -> BoxFuture<'_, Result<Vec<(String, String)>, StoreError>> {
-        Box::pin(self.read(async |c| ops::alert_rules(c).await))
+        Box::pin(self.with_client(async |c| ops::alert_rules(c).await))
     }
 
     fn put_alert_rule(&self, name: String, body: String) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.read(async move |c| ops::put_alert_rule(c, &name, &body, crate::now_ms()).await))
+        Box::pin(self.with_client(async move |c| ops::put_alert_rule(c, &name, &body, crate::now_ms()).await))
     }
 
     fn delete_alert_rule(&self, name: String) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(self.read(async move |c| ops::delete_alert_rule(c, &name).await))
+        Box::pin(self.with_client(async move |c| ops::delete_alert_rule(c, &name).await))
     }
 
     fn fire_alert(&self, alert: NewAlert, webhooks: Vec<String>) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
@@ -218,7 +218,7 @@ impl Store for PostgresStore {
     }
 
     fn alerts(&self, query: AlertQuery) -> BoxFuture<'_, Result<Vec<AlertRow>, StoreError>> {
-        Box::pin(self.read(async move |c| ops::alerts(c, &query).await))
+        Box::pin(self.with_client(async move |c| ops::alerts(c, &query).await))
     }
 
     fn claim_deliveries(
@@ -227,11 +227,11 @@ impl Store for PostgresStore {
         lease_ms: i64,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<Due>, StoreError>> {
-        Box::pin(self.read(async move |c| ops::claim_deliveries(c, now_ms, lease_ms, limit).await))
+        Box::pin(self.with_client(async move |c| ops::claim_deliveries(c, now_ms, lease_ms, limit).await))
     }
 
     fn finish_delivery(&self, id: i64, attempt: Attempt) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.read(async move |c| ops::finish_delivery(c, id, &attempt).await))
+        Box::pin(self.with_client(async move |c| ops::finish_delivery(c, id, &attempt).await))
     }
 }
 
