@@ -235,63 +235,42 @@ impl Store for PostgresStore {
     }
 }
 
-/// A client or transaction runs statements the same way: prepared once per connection.
-async fn execute(client: &impl GenericClient, sql: &Sql, args: &[Arg<'_>]) -> Result<u64, StoreError> {
-    let stmt = client.prepare_cached(&sql.text(Dialect::Postgres)).await?;
-    let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
-    Ok(client.execute(&stmt, &params).await?)
+/// A pooled client and a transaction run statements the same way (through `GenericClient`),
+/// each prepared once per connection. A blanket impl over `GenericClient` would overlap SQLite's
+/// `Connection` impl in the compiler's eyes, so the two types are listed.
+macro_rules! postgres_conn {
+    ($($client:ty),+) => {$(
+        impl Conn for $client {
+            fn dialect(&self) -> Dialect {
+                Dialect::Postgres
+            }
+
+            async fn prepare(&self, sql: &Sql) -> Result<(), StoreError> {
+                GenericClient::prepare(self, &sql.text(Dialect::Postgres)).await?;
+                Ok(())
+            }
+
+            async fn batch(&self, script: &str) -> Result<(), StoreError> {
+                Ok(self.batch_execute(script).await?)
+            }
+
+            async fn execute(&self, sql: &Sql, args: &[Arg<'_>]) -> Result<u64, StoreError> {
+                let stmt = self.prepare_cached(&sql.text(Dialect::Postgres)).await?;
+                Ok(GenericClient::execute(self, &stmt, &params(args)).await?)
+            }
+
+            async fn query(&self, sql: &Sql, args: &[Arg<'_>]) -> Result<Vec<Row>, StoreError> {
+                let stmt = self.prepare_cached(&sql.text(Dialect::Postgres)).await?;
+                GenericClient::query(self, &stmt, &params(args)).await?.iter().map(row).collect()
+            }
+        }
+    )+};
 }
 
-async fn query(client: &impl GenericClient, sql: &Sql, args: &[Arg<'_>]) -> Result<Vec<Row>, StoreError> {
-    let stmt = client.prepare_cached(&sql.text(Dialect::Postgres)).await?;
-    let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
-    client.query(&stmt, &params).await?.iter().map(row).collect()
-}
+postgres_conn!(deadpool_postgres::Client, deadpool_postgres::Transaction<'_>);
 
-impl Conn for deadpool_postgres::Client {
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
-    }
-
-    async fn prepare(&self, sql: &Sql) -> Result<(), StoreError> {
-        GenericClient::prepare(self, &sql.text(Dialect::Postgres)).await?;
-        Ok(())
-    }
-
-    async fn batch(&self, script: &str) -> Result<(), StoreError> {
-        Ok(self.batch_execute(script).await?)
-    }
-
-    async fn execute(&self, sql: &Sql, args: &[Arg<'_>]) -> Result<u64, StoreError> {
-        execute(self, sql, args).await
-    }
-
-    async fn query(&self, sql: &Sql, args: &[Arg<'_>]) -> Result<Vec<Row>, StoreError> {
-        query(self, sql, args).await
-    }
-}
-
-impl Conn for deadpool_postgres::Transaction<'_> {
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
-    }
-
-    async fn prepare(&self, sql: &Sql) -> Result<(), StoreError> {
-        GenericClient::prepare(self, &sql.text(Dialect::Postgres)).await?;
-        Ok(())
-    }
-
-    async fn batch(&self, script: &str) -> Result<(), StoreError> {
-        Ok(self.batch_execute(script).await?)
-    }
-
-    async fn execute(&self, sql: &Sql, args: &[Arg<'_>]) -> Result<u64, StoreError> {
-        execute(self, sql, args).await
-    }
-
-    async fn query(&self, sql: &Sql, args: &[Arg<'_>]) -> Result<Vec<Row>, StoreError> {
-        query(self, sql, args).await
-    }
+fn params<'a>(args: &'a [Arg<'_>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    args.iter().map(|a| a as &(dyn ToSql + Sync)).collect()
 }
 
 /// A row's columns as plain values, by their PostgreSQL types (those the schema uses).
