@@ -99,7 +99,7 @@ impl Scope {
         let patterns: Vec<String> = text.split(',').map(|p| p.trim().to_owned()).collect();
         for pattern in &patterns {
             let name = pattern.strip_suffix('*').unwrap_or(pattern);
-            if name.is_empty() && pattern == "*" {
+            if pattern == "*" {
                 return Err("`*` alone is every model: ask for that with `--all-models`".into());
             }
             telemetry::check_name("a model pattern", name)?;

@@ -70,7 +70,6 @@ pub(super) async fn model_id(c: &impl Conn, model: &telemetry::ModelRef) -> Resu
 /// stored already.
 pub(super) async fn ingest(c: &impl Conn, incoming: &Incoming, model_id: i64, now_ms: i64) -> Result<Ingested> {
     let Incoming { batch, rejected, key_id } = incoming;
-    let rows = BatchRows::of(batch)?;
     let inserted = c
         .query_opt(
             &sql::INSERT_BATCH,
@@ -91,6 +90,8 @@ pub(super) async fn ingest(c: &impl Conn, incoming: &Incoming, model_id: i64, no
         .await?;
     let Some(mut inserted) = inserted else { return Ok(Ingested::Duplicate) };
     let batch_seq = inserted.int(0)?;
+    // Only now: a retried batch (a duplicate) costs its insert attempt, not its rows.
+    let rows = BatchRows::of(batch)?;
     c.execute(
         &sql::UPSERT_SESSION,
         &[

@@ -189,7 +189,7 @@ impl Conn for Connection {
     }
 
     async fn prepare(&self, sql: &Sql) -> Result<(), StoreError> {
-        self.prepare(&sql.text(Dialect::Sqlite))?;
+        Connection::prepare(self, &sql.text(Dialect::Sqlite))?;
         Ok(())
     }
 
