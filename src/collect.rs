@@ -110,7 +110,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let store = collector::open(&config.database, config.postgres_pool_size)
         .await
         .with_context(|| format!("cannot open {}", config.database))?;
-    if config.bootstrap_keys && store.keys().await?.is_empty() {
+    if config.bootstrap_keys {
         bootstrap_keys(&*store, &config.bootstrap_keys_file).await?;
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -126,32 +126,54 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Creates an ingest (every model), a read and an admin key, and writes their tokens to `path`,
-/// created new with mode 0600: an admin token in stdout would end up in whatever collects logs.
+/// On a database with no keys at all: creates an ingest (every model), a read and an admin key,
+/// and writes their tokens to `path`, created new with mode 0600 (an admin token in stdout would
+/// end up in whatever collects logs). Of several processes starting at once on an empty database,
+/// one creates them; the others find them and go on.
 async fn bootstrap_keys(store: &dyn collector::Store, path: &std::path::Path) -> anyhow::Result<()> {
+    let roles = [(Role::Ingest, "bootstrap-ingest"), (Role::Read, "bootstrap-read"), (Role::Admin, "bootstrap-admin")];
+    let mut tokens = Vec::with_capacity(roles.len());
+    let mut keys = Vec::with_capacity(roles.len());
+    for (role, name) in roles {
+        let token = Token::generate()?;
+        // The bootstrap ingest key is for trying things out: every model.
+        keys.push(collector::NewKey { name: name.to_owned(), role, scope: Scope::All, digest: token.digest() });
+        tokens.push((role, token));
+    }
+    if path.exists() {
+        if !store.keys().await?.is_empty() {
+            return Ok(()); // a restart: the keys were made before
+        }
+        anyhow::bail!(
+            "the bootstrap key file {} exists (an old one is never overwritten: move it away, or set \
+             bootstrap_keys_file, or bootstrap_keys = false)",
+            path.display()
+        );
+    }
+    let Some(made) = store.create_first_keys(keys).await? else { return Ok(()) };
+    let mut text = String::from("# Sextant collector bootstrap keys: shown nowhere else; keep this file private.\n");
+    for (role, token) in &tokens {
+        text.push_str(&format!("{:<6} key: {}\n", role.as_str(), token.secret()));
+    }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).with_context(|| {
-        format!(
-            "cannot create the bootstrap key file {} (an old one is never overwritten: move it away, or set \
-             bootstrap_keys_file)",
-            path.display()
-        )
-    })?;
-    let mut text = String::from("# Sextant collector bootstrap keys: shown nowhere else; keep this file private.\n");
-    for (role, name) in
-        [(Role::Ingest, "bootstrap-ingest"), (Role::Read, "bootstrap-read"), (Role::Admin, "bootstrap-admin")]
-    {
-        let token = Token::generate()?;
-        // The bootstrap ingest key is for trying things out: every model.
-        store.create_key(name.to_owned(), role, Scope::All, token.digest()).await?;
-        text.push_str(&format!("{:<6} key: {}\n", role.as_str(), token.secret()));
+    let written =
+        options.open(path).and_then(|mut file| file.write_all(text.as_bytes()).and_then(|()| file.sync_all()));
+    if let Err(e) = written {
+        // Tokens nobody can read are no use to anyone: take the keys back.
+        for key in &made {
+            store.revoke_key(key.id).await?;
+        }
+        return Err(e).with_context(|| {
+            format!(
+                "cannot write the bootstrap key file {}; the keys made for it are revoked (create keys with \
+                 `sextant collect keys create`)",
+                path.display()
+            )
+        });
     }
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))?;
     println!(
         "no API keys yet; created an ingest, a read and an admin key: their tokens are in {} (mode 0600)",
         path.display()

@@ -7,17 +7,33 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// The host's TOML configuration (see crates/edge/src/config.rs).
-    #[arg(long)]
-    config: PathBuf,
+    #[arg(long, required = true)]
+    config: Option<PathBuf>,
     /// Listen here instead of the file's `listen` (port 0 picks a free one; the address is printed).
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Make a bearer token for the config's `[auth]`: prints the token (for callers) and its
+    /// digest (for the file, which never holds the token).
+    Token,
+}
+
 pub fn main(args: Args) -> anyhow::Result<ExitCode> {
-    let mut config = edge::Config::load(&args.config)?;
+    if let Some(Command::Token) = args.command {
+        let token = edge::generate_token();
+        println!("token:  {token}\ndigest: {}", edge::digest(&token));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(path) = &args.config else { anyhow::bail!("--config is required") };
+    let mut config = edge::Config::load(path)?;
     if let Some(listen) = args.listen {
         config.listen = listen;
     }

@@ -225,8 +225,8 @@ struct Tally {
     ignored: u64,
 }
 
-/// `cargo test --workspace`, echoing its output and adding up its `test result:` lines.
-/// `cargo test --workspace`, with the real models' folder for the browser test; returns the counts.
+/// `cargo test --workspace`, with the real models' folder for the browser test, echoing its output
+/// and adding up its `test result:` lines.
 fn cargo_test(real_models: &Path) -> Result<Tally> {
     let mut cmd = cargo();
     cmd.args(["test", "--workspace"]).env("SEXTANT_REAL_MODELS", real_models).stdout(Stdio::piped());

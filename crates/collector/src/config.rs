@@ -30,6 +30,8 @@ pub struct Config {
     pub decode_budget_bytes: usize,
     /// Seconds an upload's body may take to arrive (it holds an upload slot meanwhile); beyond, 408.
     pub body_timeout_s: u32,
+    /// Connections: how many, from one address, and how long (`[connections]`).
+    pub connections: serve::Limits,
     /// Records timed further back than this by the collector's clock are refused, each with the
     /// reason: a client cannot backfill years of windows.
     pub accept_past: Width,
@@ -94,6 +96,7 @@ impl Default for Config {
             max_records_per_batch: limits.max_records,
             decode_budget_bytes: 1 << 30,
             body_timeout_s: 30,
+            connections: serve::Limits::default(),
             metrics_need_key: false,
             accept_past: Width::parse("7d").unwrap_or(Width::HOUR),
             accept_future: Width::parse("5m").unwrap_or(Width::MINUTE),
@@ -114,6 +117,7 @@ impl Config {
             toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?;
         let invalid = |message| ConfigError::Parse { path: path.to_owned(), message };
         config.monitoring.window.whole_minutes().map_err(invalid)?;
+        config.connections.validate().map_err(invalid)?;
         for rule in &config.monitoring.rules {
             rule.validate().map_err(invalid)?;
         }

@@ -33,7 +33,7 @@ mod tasks;
 pub use config::{Config, Database};
 pub use keys::{Role, Scope, Token};
 pub use server::{Collector, serve};
-pub use store::{Store, StoreError, open};
+pub use store::{NewKey, Store, StoreError, open};
 
 /// Milliseconds since the Unix epoch, by the collector's clock.
 pub(crate) fn now_ms() -> i64 {

@@ -12,6 +12,15 @@
 //! instances = 64         # module instances alive at once (pooled, pre-allocated); beyond: 503
 //! reload_ms = 1000       # how often module and model files are checked for changes (0: never)
 //!
+//! [connections]          # as the collector's: header timeout, caps, lifetime (`serve::Limits`)
+//! header_timeout_s = 10
+//! max_connections = 512
+//!
+//! [auth]                 # optional: bearer tokens per route group, as SHA-256 digests
+//! inference = ["sha256:…"]   # /v2/models/… (`sextant edge token` makes a token and its digest)
+//! modules = ["sha256:…"]     # the modules' routes
+//! admin = ["sha256:…"]       # GET /v2/modules; a group not listed is open, health always is
+//!
 //! [[models]]
 //! name = "digits"
 //! path = "models/digits.onnx"   # relative to the file
@@ -43,6 +52,8 @@ use std::path::{Path, PathBuf};
 use runtime::BackendChoice;
 use serde::Deserialize;
 
+use crate::auth::AuthConfig;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -53,6 +64,12 @@ pub struct Config {
     pub listen: SocketAddr,
     #[serde(default)]
     pub limits: Limits,
+    /// Connections: how many, from one address, and how long.
+    #[serde(default)]
+    pub connections: serve::Limits,
+    /// Bearer tokens per route group; a group not listed is open.
+    #[serde(default)]
+    pub auth: AuthConfig,
     /// Where telemetry goes; none without it.
     pub collector: Option<CollectorConfig>,
     #[serde(default)]
@@ -200,6 +217,8 @@ impl Config {
                     .to_owned(),
             );
         }
+        self.connections.validate()?;
+        self.auth.validate()?;
         let usable = |name: &str| {
             !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         };

@@ -9,6 +9,7 @@
 //! `sextant edge` is its binary. It never lets a bad request or a misbehaving module take down the
 //! host: every refusal is `{"error": ..}` with a 4xx or 5xx.
 
+mod auth;
 mod config;
 mod oip;
 mod pool;
@@ -19,6 +20,7 @@ mod reload;
 mod server;
 mod wasm;
 
+pub use auth::{AuthConfig, digest, generate_token};
 pub use config::{CollectorConfig, Config, ConfigError, Limits, ModelConfig, ModuleConfig};
 pub use pool::{Pool, PoolError};
 pub use registry::{LoadError, Registry, Served, content_hash};

@@ -1,8 +1,11 @@
 //! Each served model's telemetry: a [`RunRecorder`] (predictions per row, feature counts against
 //! the profile fetched from the collector) feeding a spooled [`Shipper`], so records survive an
 //! unreachable collector and host restarts.
+//!
+//! The host never waits on the collector: the reference profile is asked for once, for at most
+//! [`FIRST_FETCH`], when a model version starts being served; if it is not had then, it is fetched
+//! in the background (with backoff) and counted against from when it arrives.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,15 +15,53 @@ use telemetry_client::{HttpTransport, Shipper, now_ms};
 
 use crate::config::{CollectorConfig, ModelConfig};
 
+/// How long starting to serve a model version waits for its reference profile.
+const FIRST_FETCH: Duration = Duration::from_secs(2);
+/// How long each background attempt may take; the wait between attempts doubles up to
+/// [`MAX_RETRY`].
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_RETRY: Duration = Duration::from_secs(300);
+
 #[derive(Debug)]
 pub(crate) struct Recording {
     shipper: Shipper,
-    recorder: Mutex<RunRecorder<Arc<Profile>>>,
-    /// Prediction ids are `{prefix}-{n}`: a random prefix per host run, not the batches'
-    /// session, so the ids callers see do not tell anyone the batch ids to come.
-    id_prefix: String,
-    next_id: AtomicU64,
+    recorder: Arc<Mutex<RunRecorder<Arc<Profile>>>>,
+    /// The background fetch of the served version's profile, while it is missing.
+    fetching: Mutex<Option<tokio::task::JoinHandle<()>>>,
     collector: CollectorConfig,
+}
+
+/// What a recorder for one model version is made of, but the profile.
+#[derive(Debug, Clone)]
+struct Plan {
+    widths: Vec<(String, usize)>,
+    config: RecorderConfig,
+}
+
+impl Plan {
+    fn of(model: &ModelConfig, session: &Session) -> Plan {
+        let widths = session.inputs().iter().map(|i| (i.name.clone(), i.row_width().unwrap_or(0))).collect();
+        let config = RecorderConfig {
+            output: model.output.clone(),
+            classes: model.classes.clone(),
+            summary_every_ms: BatcherConfig::default().max_age_ms,
+            ..RecorderConfig::default()
+        };
+        Plan { widths, config }
+    }
+
+    fn recorder(&self, profile: Option<Profile>) -> RunRecorder<Arc<Profile>> {
+        let widths: Vec<(&str, usize)> = self.widths.iter().map(|(n, w)| (n.as_str(), *w)).collect();
+        RunRecorder::new(profile.map(Arc::new), &widths, self.config.clone())
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if let Some(task) = self.fetching.get_mut().ok().and_then(Option::take) {
+            task.abort();
+        }
+    }
 }
 
 impl Recording {
@@ -31,7 +72,10 @@ impl Recording {
         model_ref: ModelRef,
         session: &Session,
     ) -> Result<Recording, telemetry_client::SpoolError> {
-        let recorder = recorder(collector, model, &model_ref, session).await;
+        let plan = Plan::of(model, session);
+        let profile = fetch_profile(collector, &model_ref, FIRST_FETCH).await;
+        let missing = profile.is_none();
+        let recorder = Arc::new(Mutex::new(plan.recorder(profile)));
         let config = BatcherConfig::default();
         let run_id = format!("{node}-{}-{}", model.name, telemetry_client::random_id());
         let source = telemetry::Source {
@@ -39,27 +83,60 @@ impl Recording {
             node: node.to_owned(),
             sdk_version: env!("CARGO_PKG_VERSION").to_owned(),
         };
-        let batcher = Batcher::new(config, source, model_ref, run_id);
+        let batcher = Batcher::new(config, source, model_ref.clone(), run_id);
         let transport = HttpTransport::new(&collector.url, collector.key.clone());
         let shipper = Shipper::spawn_spooled(batcher, transport, &collector.spool.join(&model.name))?;
-        Ok(Recording {
-            shipper,
-            recorder: Mutex::new(recorder),
-            id_prefix: telemetry_client::random_id(),
-            next_id: AtomicU64::new(0),
-            collector: collector.clone(),
-        })
+        let recording = Recording { shipper, recorder, fetching: Mutex::default(), collector: collector.clone() };
+        if missing {
+            recording.keep_fetching(model_ref, plan);
+        }
+        Ok(recording)
+    }
+
+    /// Fetches `model`'s profile in the background until it has it, then records against it
+    /// (replacing any fetch for an earlier version).
+    fn keep_fetching(&self, model: ModelRef, plan: Plan) {
+        let (collector, recorder) = (self.collector.clone(), Arc::downgrade(&self.recorder));
+        let task = tokio::spawn(async move {
+            let mut wait = FIRST_FETCH;
+            loop {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(MAX_RETRY);
+                let Some(profile) = fetch_profile(&collector, &model, FETCH_TIMEOUT).await else { continue };
+                tracing::info!(model = %model.name, version = %model.version, "reference profile fetched; counting features");
+                if let Some(recorder) = recorder.upgrade()
+                    && let Ok(mut recorder) = recorder.lock()
+                {
+                    *recorder = plan.recorder(Some(profile));
+                }
+                return;
+            }
+        });
+        if let Ok(mut fetching) = self.fetching.lock()
+            && let Some(earlier) = fetching.replace(task)
+        {
+            earlier.abort();
+        }
     }
 
     /// A new version of the model is served from now on: what is open is sealed under the old
     /// one, and the recorder follows the new one's inputs and reference profile.
     pub(crate) async fn switch(&self, model_ref: ModelRef, model: &ModelConfig, session: &Session) {
-        let fresh = recorder(&self.collector, model, &model_ref, session).await;
+        let plan = Plan::of(model, session);
+        let profile = fetch_profile(&self.collector, &model_ref, FIRST_FETCH).await;
+        let missing = profile.is_none();
+        let fresh = plan.recorder(profile);
         let old = self.recorder.lock().ok().and_then(|mut r| {
             let summary = r.take_summary(now_ms(), true);
             *r = fresh;
             summary
         });
+        if let Some(earlier) = self.fetching.lock().ok().and_then(|mut f| f.take()) {
+            earlier.abort();
+        }
+        if missing {
+            self.keep_fetching(model_ref.clone(), plan);
+        }
         if let Some(summary) = old {
             self.push(summary);
         }
@@ -96,7 +173,9 @@ impl Recording {
             latency_us: u32::try_from(latency.as_micros()).unwrap_or(u32::MAX),
             engine: if gpu { telemetry::EngineKind::Gpu } else { telemetry::EngineKind::Cpu },
         };
-        let id = format!("{}-{}", self.id_prefix, self.next_id.fetch_add(1, Ordering::Relaxed));
+        // Random per run: the ids a caller sees tell it neither the batch ids to come nor any
+        // other caller's prediction ids (which a key holder could otherwise claim first).
+        let id = telemetry_client::random_id();
         let (ids, records) = recorder.record(&run, &id, now_ms());
         drop(recorder);
         records.into_iter().for_each(|r| self.push(r));
@@ -126,33 +205,12 @@ impl Recording {
     }
 }
 
-/// A recorder for `session`'s inputs, against the model version's reference profile when the
-/// collector has one.
-async fn recorder(
-    collector: &CollectorConfig,
-    model: &ModelConfig,
-    model_ref: &ModelRef,
-    session: &Session,
-) -> RunRecorder<Arc<Profile>> {
-    let profile = fetch_profile(collector, model_ref).await;
-    let widths: Vec<(&str, usize)> =
-        session.inputs().iter().map(|i| (i.name.as_str(), i.row_width().unwrap_or(0))).collect();
-    RunRecorder::new(
-        profile.map(Arc::new),
-        &widths,
-        RecorderConfig {
-            output: model.output.clone(),
-            classes: model.classes.clone(),
-            summary_every_ms: BatcherConfig::default().max_age_ms,
-            ..RecorderConfig::default()
-        },
-    )
-}
-
-async fn fetch_profile(collector: &CollectorConfig, model: &ModelRef) -> Option<Profile> {
+/// The model version's reference profile, if the collector gives it within `timeout`.
+async fn fetch_profile(collector: &CollectorConfig, model: &ModelRef, timeout: Duration) -> Option<Profile> {
     let url =
         format!("{}/v1/models/{}/versions/{}/profile", collector.url.trim_end_matches('/'), model.name, model.version);
-    let response = reqwest::Client::new().get(&url).bearer_auth(&collector.key).send().await;
+    let client = reqwest::Client::builder().timeout(timeout).build().unwrap_or_default();
+    let response = client.get(&url).bearer_auth(&collector.key).send().await;
     match response {
         Ok(r) if r.status().is_success() => match r.json::<Profile>().await {
             Ok(profile) => Some(profile),
@@ -162,11 +220,11 @@ async fn fetch_profile(collector: &CollectorConfig, model: &ModelRef) -> Option<
             }
         },
         Ok(r) => {
-            tracing::warn!(%url, status = %r.status(), "no reference profile; no feature summaries");
+            tracing::warn!(%url, status = %r.status(), "no reference profile; no feature summaries until there is");
             None
         }
         Err(e) => {
-            tracing::warn!(%url, error = %e, "the collector is unreachable; no feature summaries until a restart");
+            tracing::warn!(%url, error = %e, "the collector is unreachable; no feature summaries until it answers");
             None
         }
     }

@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 
+use crate::auth::AuthConfig;
 use crate::config::Config;
 use crate::oip::{self, InferRequest, InferResponse, ModelMetadata, TensorMetadata};
 use crate::pool::Pool;
@@ -44,6 +45,7 @@ pub struct Host {
     /// How long a body may take to arrive: the inference timeout.
     body_timeout: Duration,
     reload_every: Option<Duration>,
+    auth: AuthConfig,
 }
 
 impl std::fmt::Debug for Host {
@@ -63,20 +65,23 @@ impl Host {
         let bodies = Arc::new(tokio::sync::Semaphore::new((config.limits.workers + config.limits.queue).max(1)));
         let body_timeout = Duration::from_millis(config.limits.timeout_ms);
         let max_body_bytes = config.limits.max_body_bytes;
-        Ok(Host { registry, modules, pool, max_body_bytes, bodies, body_timeout, reload_every })
+        let auth = config.auth.clone();
+        Ok(Host { registry, modules, pool, max_body_bytes, bodies, body_timeout, reload_every, auth })
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
     }
 
-    /// The OIP routes and each module's route.
+    /// The OIP routes and each module's route, each group behind its tokens when `[auth]` lists
+    /// some.
     pub fn router(self: &Arc<Self>) -> Router {
-        let mut router = Router::new()
+        let open = Router::new()
             .route("/v2/health/live", get(|| async { Json(serde_json::json!({ "live": true })) }))
             .route("/v2/health/ready", get(|| async { Json(serde_json::json!({ "ready": true })) }))
-            .route("/v2", get(server_metadata))
-            .route("/v2/modules", get(modules))
+            .route("/v2", get(server_metadata));
+        let admin = Router::new().route("/v2/modules", get(modules));
+        let models = Router::new()
             .route("/v2/models/{model}", get(metadata))
             .route("/v2/models/{model}/ready", get(ready))
             .route("/v2/models/{model}/infer", post(infer))
@@ -84,18 +89,32 @@ impl Host {
             .route("/v2/models/{model}/versions/{version}/ready", get(ready))
             .route("/v2/models/{model}/versions/{version}/infer", post(infer))
             .layer(DefaultBodyLimit::max(self.max_body_bytes));
-        for (route, name) in self.modules.routes() {
+        let mut modules = Router::new();
+        let routes = self.modules.routes();
+        let has_modules = !routes.is_empty();
+        for (route, name) in routes {
             let handler = move |State(host): State<Arc<Host>>, request: axum::extract::Request| async move {
                 host.call_module(&name, request).await
             };
             // The module reads its body itself, within the same limit.
-            router = router
+            modules = modules
                 .route(&route, any(handler.clone()).layer(DefaultBodyLimit::disable()))
                 .route(&format!("{route}/{{*rest}}"), any(handler).layer(DefaultBodyLimit::disable()));
         }
-        router
+        open.merge(self.guarded(admin, "admin"))
+            .merge(self.guarded(models, "inference"))
+            // (A route layer needs routes to wrap.)
+            .merge(if has_modules { self.guarded(modules, "modules") } else { modules })
             .fallback(|| async { Refusal(StatusCode::NOT_FOUND, "no such route; see /v2 for the API".to_owned()) })
             .with_state(self.clone())
+    }
+
+    /// `routes` behind the group's tokens, if `[auth]` names the group.
+    fn guarded(&self, routes: Router<Arc<Host>>, group: &'static str) -> Router<Arc<Host>> {
+        match self.auth.gate(group) {
+            Some(gate) => routes.route_layer(axum::middleware::from_fn_with_state(gate, crate::auth::require)),
+            None => routes,
+        }
     }
 
     /// Serves `request` on the module `name` as its route does (for embedders and benchmarks).
@@ -125,7 +144,7 @@ pub async fn serve(
 ) -> Result<(), LoadError> {
     let host = Arc::new(Host::load(config).await?);
     let watcher = host.watch();
-    if let Err(e) = axum::serve(listener, host.router()).with_graceful_shutdown(shutdown).await {
+    if let Err(e) = serve::serve(listener, host.router(), config.connections, shutdown).await {
         tracing::error!(error = %e, "the edge host stopped serving");
     }
     if let Some(watcher) = watcher {

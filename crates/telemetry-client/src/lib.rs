@@ -255,8 +255,15 @@ async fn deliver<T: Transport + Send + Sync>(
                 outcome = transport.send(&batch) => outcome,
                 _ = stopped.changed() => return,
             };
-            if let Outcome::Rejected { reason } = &outcome {
-                tracing::warn!(batch = %batch.batch_id, %reason, "collector refused a telemetry batch");
+            match &outcome {
+                Outcome::Rejected { reason } => {
+                    tracing::warn!(batch = %batch.batch_id, %reason, "collector refused a telemetry batch; dropped")
+                }
+                Outcome::Refused { reason } => tracing::error!(
+                    batch = %batch.batch_id, %reason,
+                    "collector refuses this client's key or address; telemetry is kept and retried until it is fixed"
+                ),
+                Outcome::Accepted | Outcome::Retry { .. } => {}
             }
             if let Ok(mut s) = state.lock() {
                 s.batcher.report(&batch.batch_id, outcome, now_ms(), jitter());

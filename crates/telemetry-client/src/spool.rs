@@ -2,8 +2,10 @@
 //! collector acknowledges (or refuses) it. After a crash or restart the files are read back, in the
 //! order they were sealed, and sent with their original `batch_id`s — the collector stores each once.
 //!
-//! One file per batch (`{seq:016}.batch`, MessagePack), written to a temporary name and renamed, so
-//! a crash leaves either the whole batch or none of it. The spool holds what the batcher's outbox
+//! One file per batch (`{seq:016}.batch`, MessagePack), written to a temporary name, flushed to
+//! the disk, renamed, and the folder flushed: a crash or a power cut leaves either the whole batch
+//! or none of it, and a batch counted as spooled is on the disk. (A removal is not flushed: a
+//! delivered batch that comes back after a power cut is sent again and stored once.) The spool holds what the batcher's outbox
 //! holds: its bound (`max_outbox`) is the spool's, and the oldest batches beyond it are dropped and
 //! counted in the loss totals.
 
@@ -132,8 +134,11 @@ impl Spool {
         };
         let bytes = rmp_serde::to_vec(&spooled).map_err(|e| error(std::io::Error::other(e)))?;
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, bytes).map_err(error)?;
-        std::fs::rename(&tmp, path).map_err(error)
+        let mut file = std::fs::File::create(&tmp).map_err(error)?;
+        std::io::Write::write_all(&mut file, &bytes).and_then(|()| file.sync_all()).map_err(error)?;
+        drop(file);
+        std::fs::rename(&tmp, path).map_err(error)?;
+        sync_dir(&self.dir).map_err(|source| SpoolError { path: self.dir.clone(), source })
     }
 
     /// Batches on disk.
@@ -144,6 +149,11 @@ impl Spool {
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
     }
+}
+
+/// Flushes a folder's entries (the rename) to the disk. Only Unix can open a folder for that.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    if cfg!(unix) { std::fs::File::open(dir)?.sync_all() } else { Ok(()) }
 }
 
 fn not_found_is_fine(e: std::io::Error) -> std::io::Result<()> {

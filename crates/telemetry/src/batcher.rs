@@ -68,20 +68,27 @@ pub enum Outcome {
     Accepted,
     /// Worth retrying (network error, 429, 5xx); the server may say when.
     Retry { after_ms: Option<u64> },
-    /// Refused for good (4xx other than 429): the batch is dropped and counted.
+    /// The collector refuses this client, not this batch (401, 403, 404: its key, the key's
+    /// scope, or a wrong URL): the batch is kept and retried with backoff, and the client should
+    /// say so loudly — someone has to fix the key or the address, and nothing is lost meanwhile.
+    Refused { reason: String },
+    /// Refused for good (any other 4xx but 408 and 429: the batch itself): dropped and counted.
     Rejected { reason: String },
 }
 
 impl Outcome {
     /// What an HTTP answer means for a batch: 2xx delivered; 408, 429 and 5xx worth retrying
-    /// (after `Retry-After` seconds if the server said); any other status refused for good.
+    /// (after `Retry-After` seconds if the server said); 401, 403 and 404 the client refused (kept);
+    /// any other status the batch refused for good.
     pub fn from_http(status: u16, retry_after: Option<&str>, body: &str) -> Outcome {
+        let reason = || format!("HTTP {status}: {}", body.chars().take(512).collect::<String>());
         match status {
             200..=299 => Outcome::Accepted,
             408 | 429 | 500..=599 => Outcome::Retry {
                 after_ms: retry_after.and_then(|s| s.trim().parse::<u64>().ok()).map(|s| s.saturating_mul(1000)),
             },
-            _ => Outcome::Rejected { reason: format!("HTTP {status}: {}", body.chars().take(512).collect::<String>()) },
+            401 | 403 | 404 => Outcome::Refused { reason: reason() },
+            _ => Outcome::Rejected { reason: reason() },
         }
     }
 }
@@ -297,8 +304,9 @@ impl Batcher {
                 self.outbox.pop_front();
                 self.stats.batches_delivered += 1;
             }
-            Outcome::Retry { after_ms } => {
+            Outcome::Retry { .. } | Outcome::Refused { .. } => {
                 front.attempts += 1;
+                let after_ms = if let Outcome::Retry { after_ms } = outcome { after_ms } else { None };
                 let delay = after_ms.unwrap_or_else(|| self.config.retry.delay_ms(front.attempts, jitter));
                 front.not_before_ms = now_ms.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
                 self.stats.retries += 1;

@@ -222,8 +222,15 @@ impl PageTelemetry {
             let Some(batch) = self.state.borrow().batcher.next_due(now).cloned() else { break };
             let outcome = self.transport.send(&batch).await;
             let retry = !matches!(outcome, Outcome::Accepted | Outcome::Rejected { .. });
-            if let Outcome::Rejected { reason } = &outcome {
-                warn(&format!("sextant: the collector refused telemetry batch {}: {reason}", batch.batch_id));
+            match &outcome {
+                Outcome::Rejected { reason } => {
+                    warn(&format!("sextant: the collector refused telemetry batch {}: {reason}", batch.batch_id))
+                }
+                Outcome::Refused { reason } => warn(&format!(
+                    "sextant: the collector refuses this page's telemetry key or URL ({reason}); \
+                     batches are kept and retried"
+                )),
+                Outcome::Accepted | Outcome::Retry { .. } => {}
             }
             self.state.borrow_mut().batcher.report(&batch.batch_id, outcome, js::now_ms(), js::jitter());
             self.save();

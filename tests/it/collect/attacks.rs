@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use telemetry::{ClassScore, FeatureCounts, FeatureSummary};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use super::process::{Process, create_key, create_scoped_key, start};
 use super::*;
 
@@ -65,6 +67,7 @@ fn predicted(id: String, timestamp_ms: i64, output: Output) -> Record {
 }
 
 const CLASSES: usize = 12_000;
+const STALLED: usize = 300;
 
 async fn attacks(database: String) {
     let t = target(database).await;
@@ -217,11 +220,46 @@ async fn attacks(database: String) {
     assert!(reasons[1].contains("is not stored (yet)"), "{reasons:?}");
     let (_, victim) = get_json(&t.http, &url, &t.keys.read, "/v1/models/victim/versions/1/predictions?limit=1").await;
     assert_eq!(victim["items"][0]["truth"]["class"], "c0", "{db}: the victim's label stands: {victim}");
+    // Batch ids and sessions are each model version's: the app claiming the id the honest
+    // client sends next, in its session with huge loss totals, changes nothing of the honest one's.
+    let mut claim = hostile("honest-claimed", "shop-cart", Vec::new());
+    (claim.session, claim.dropped) = (batch("x", 0).session, 1 << 30);
+    let (status, reply) = post_batch(&t.http, &url, &app, &claim, JSON).await;
+    assert_eq!((status, reply["status"].as_str()), (200, Some("stored")), "{db}: {reply}");
+    honest.push(t.honest("honest-claimed").await);
+    let (_, models) = get_json(&t.http, &url, &t.keys.read, "/v1/models").await;
+    let wine = models["models"].as_array().unwrap().iter().find(|m| m["name"] == "wine").unwrap();
+    assert_eq!(wine["dropped"], 0, "{db}: the honest session's totals are its own: {models}");
     // An ingest key is scoped unless every model is asked for.
     let unscoped =
         crate::sextant(&["collect", "keys", "create", "--database", &t.database, "--role", "ingest", "--name", "x"]);
     assert_ne!(unscoped.code, 0);
     assert!(unscoped.stderr.contains("`--models NAME[,NAME|PREFIX*…]`, or `--all-models`"), "{}", unscoped.stderr);
+
+    // 8. Slowloris: connections that never finish their headers, held open to take every
+    // connection (and file descriptor) the collector has. Honest clients are served beside them,
+    // and the collector closes them at its header timeout (10 s).
+    let mut stalled = Vec::new();
+    for _ in 0..STALLED {
+        let mut s = tokio::net::TcpStream::connect(url.trim_start_matches("http://")).await.unwrap();
+        s.write_all(b"POST /v1/batches HTTP/1.1\r\nhost: x\r\nx-slow: ").await.unwrap();
+        stalled.push(s);
+    }
+    let held = Instant::now();
+    honest.push(t.honest("honest-beside-stalled").await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    for s in &mut stalled {
+        let mut chunk = [0u8; 256];
+        loop {
+            let read = tokio::time::timeout_at(deadline, s.read(&mut chunk)).await;
+            match read.expect("the collector closes stalled connections") {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {} // a 408 first
+            }
+        }
+    }
+    let after = held.elapsed();
+    assert!(after >= Duration::from_secs(9), "{db}: held until the header timeout, not {after:?}");
 
     honest.push(t.honest("honest-last").await);
     let (status, _) = get_json(&t.http, &url, &t.keys.read, "/v1/models").await;
@@ -250,7 +288,6 @@ async fn hostile_batches_are_bounded_on_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_upload_gives_its_slot_back() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let db = Database::Sqlite(sqlite_path("stalled"));
     let s = serve(&db, |c| (c.max_in_flight, c.body_timeout_s) = (1, 1)).await;
     // A client that sends its headers and a few bytes of its body, then nothing.

@@ -264,7 +264,45 @@ async fn a_fresh_collector_runs_from_a_config_file_with_bootstrap_keys() {
     let again = start_with(&["--config", config.to_str().unwrap()]).await;
     assert!(again.banner.is_empty(), "{:?}", again.banner);
 
+    // The keys are made: a key file that exists (moved back, say) is left alone.
+    let again = start_with(&["--config", config.to_str().unwrap()]).await;
+    assert!(again.banner.is_empty(), "{:?}", again.banner);
+    drop(again);
+
     std::fs::write(&config, "databse = \"typo.db\"\n").unwrap();
     let run = crate::sextant(&["collect", "--config", config.to_str().unwrap()]);
     assert!(run.code != 0 && run.stderr.contains("unknown field `databse`"), "{}", run.stderr);
+}
+
+/// Processes starting at once on an empty PostgreSQL database: one set of bootstrap keys, in one
+/// process's file; the others start and serve with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_starting_at_once_on_an_empty_database_make_one_set_of_keys() {
+    let Some(url) = postgres_database("bootstrap_race").await else { return };
+    let dir = sqlite_path("bootstrap_race").parent().unwrap().to_owned();
+    let configs: Vec<_> = (0..3)
+        .map(|i| {
+            let config = dir.join(format!("collector-{i}.toml"));
+            let keys = dir.join(format!("keys-{i}.txt"));
+            std::fs::write(
+                &config,
+                format!("database = {url:?}\nbootstrap_keys_file = {:?}\n", keys.display().to_string()),
+            )
+            .unwrap();
+            config
+        })
+        .collect();
+    let args: Vec<[&str; 2]> = configs.iter().map(|c| ["--config", c.to_str().unwrap()]).collect();
+    let processes = tokio::join!(start_with(&args[0]), start_with(&args[1]), start_with(&args[2]));
+    let files: Vec<String> =
+        (0..3).filter_map(|i| std::fs::read_to_string(dir.join(format!("keys-{i}.txt"))).ok()).collect();
+    assert_eq!(files.len(), 1, "one process writes the tokens: {files:?}");
+    let list = crate::sextant(&["collect", "keys", "list", "--database", &url]);
+    assert_eq!(list.stdout.matches("bootstrap-").count(), 3, "{}", list.stdout);
+    let ingest = files[0].lines().find_map(|l| l.strip_prefix("ingest key: ")).unwrap().trim().to_owned();
+    let http = reqwest::Client::new();
+    for (i, process) in [&processes.0, &processes.1, &processes.2].into_iter().enumerate() {
+        let (status, reply) = post_batch(&http, &process.url, &ingest, &batch(&format!("race-{i}"), 1), JSON).await;
+        assert_eq!(status, 200, "process {i}: {reply}");
+    }
 }

@@ -166,8 +166,9 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     )
 }
 
-/// Serves until `shutdown` resolves; in-flight requests finish first. Alert rules are evaluated
-/// and webhooks delivered in the background meanwhile.
+/// Serves until `shutdown` resolves (connections bounded by `config.connections`); requests in
+/// progress finish first. Alert rules are evaluated and webhooks delivered in the background
+/// meanwhile.
 pub async fn serve(
     collector: Arc<Collector>,
     listener: tokio::net::TcpListener,
@@ -183,7 +184,7 @@ pub async fn serve(
     let webhooks = supervise(health.clone(), "webhooks", move || crate::alerts::webhook::run(c.clone()));
     let c = collector.clone();
     let compactor = supervise(health, "compaction", move || compact_rollups(c.clone()));
-    let served = axum::serve(listener, collector.router()).with_graceful_shutdown(shutdown).await;
+    let served = serve::serve(listener, collector.router(), collector.config.connections, shutdown).await;
     evaluator.abort();
     webhooks.abort();
     compactor.abort();

@@ -61,6 +61,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/sqlite/0003_key_scopes.sql"),
         postgres: include_str!("migrations/postgres/0003_key_scopes.sql"),
     },
+    Migration {
+        version: 4,
+        name: "ids_per_model",
+        sqlite: include_str!("migrations/sqlite/0004_ids_per_model.sql"),
+        postgres: include_str!("migrations/postgres/0004_ids_per_model.sql"),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -86,13 +92,22 @@ pub enum StoreError {
     Corrupt { what: &'static str, message: String },
 }
 
+/// A key to create: only its token's digest is stored.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub name: String,
+    pub role: Role,
+    pub scope: Scope,
+    pub digest: String,
+}
+
 /// What became of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Ingested {
     /// Committed now.
     Stored,
-    /// This `batch_id` was committed before: nothing stored again.
+    /// This `batch_id` was committed before for this model version: nothing stored again.
     Duplicate,
 }
 
@@ -203,6 +218,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         scope: Scope,
         digest: String,
     ) -> BoxFuture<'_, Result<KeyInfo, StoreError>>;
+    /// Creates `keys` only if the database has none at all, in one transaction: one set even when
+    /// several processes start at once on an empty database. None: it had keys.
+    fn create_first_keys(&self, keys: Vec<NewKey>) -> BoxFuture<'_, Result<Option<Vec<KeyInfo>>, StoreError>>;
     /// The live (not revoked) key with this digest.
     fn find_key(&self, digest: String) -> BoxFuture<'_, Result<Option<KeyInfo>, StoreError>>;
     fn keys(&self) -> BoxFuture<'_, Result<Vec<KeyInfo>, StoreError>>;

@@ -9,8 +9,8 @@ use telemetry::{Label, Truth};
 use super::conn::{Arg, Conn, ConnExt, Dialect, Sql};
 use super::writes::{self, BatchRows, LabelRows};
 use super::{
-    BatchRow, Incoming, Ingested, MIGRATIONS, ModelSummary, ModelVersion, Page, PageRequest, RecordKind, StoreError,
-    rows, sql,
+    BatchRow, Incoming, Ingested, MIGRATIONS, ModelSummary, ModelVersion, NewKey, Page, PageRequest, RecordKind,
+    StoreError, rows, sql,
 };
 use crate::alerts::{AlertQuery, AlertRow, AlertState, Attempt, Due, NewAlert};
 use crate::keys::{KeyInfo, Role, Scope};
@@ -66,8 +66,8 @@ pub(super) async fn model_id(c: &impl Conn, model: &telemetry::ModelRef) -> Resu
     c.query_one(&sql::MODEL_ID, &args).await?.int(0)
 }
 
-/// Stores a batch under `model_id` ([`model_id`]) at `now_ms`, or nothing if its `batch_id` is
-/// stored already.
+/// Stores a batch under `model_id` ([`model_id`]) at `now_ms`, or nothing if that model version
+/// has its `batch_id` stored already.
 pub(super) async fn ingest(c: &impl Conn, incoming: &Incoming, model_id: i64, now_ms: i64) -> Result<Ingested> {
     let Incoming { batch, rejected, key_id } = incoming;
     let inserted = c
@@ -245,6 +245,19 @@ pub(super) async fn create_key(
     ];
     let id = c.query_one(&sql::CREATE_KEY, &args).await?.int(0)?;
     Ok(KeyInfo { id, name, role, scope, created_ms: now_ms, revoked_ms: None })
+}
+
+/// Creates `keys` if there is no key yet (the caller holds whatever lock makes the check and the
+/// inserts one step).
+pub(super) async fn create_first_keys(c: &impl Conn, keys: Vec<NewKey>, now_ms: i64) -> Result<Option<Vec<KeyInfo>>> {
+    if c.query_opt(&sql::ANY_KEY, &[]).await?.is_some() {
+        return Ok(None);
+    }
+    let mut made = Vec::with_capacity(keys.len());
+    for NewKey { name, role, scope, digest } in keys {
+        made.push(create_key(c, name, role, scope, &digest, now_ms).await?);
+    }
+    Ok(Some(made))
 }
 
 pub(super) async fn prediction_models(c: &impl Conn, ids: &[String]) -> Result<HashMap<String, String>> {

@@ -17,8 +17,8 @@ use tokio_postgres::types::{IsNull, ToSql, Type};
 
 use super::conn::{Arg, Conn, Dialect, Row, Sql, Value};
 use super::{
-    BatchRow, BoxFuture, Compacted, Incoming, Ingested, ModelIds, ModelSummary, ModelVersion, Page, PageRequest,
-    RecordKind, Store, StoreError, ops,
+    BatchRow, BoxFuture, Compacted, Incoming, Ingested, ModelIds, ModelSummary, ModelVersion, NewKey, Page,
+    PageRequest, RecordKind, Store, StoreError, ops,
 };
 use crate::alerts::{AlertQuery, AlertRow, Attempt, Due, NewAlert};
 use crate::config::Database;
@@ -26,6 +26,7 @@ use crate::keys::{KeyInfo, Role, Scope};
 use crate::monitor::{Span, WindowData};
 
 const MIGRATION_LOCK: i64 = 0x5e47_a407;
+const FIRST_KEYS_LOCK: i64 = 0x5e47_a408;
 
 pub(super) struct PostgresStore {
     pool: Pool,
@@ -146,6 +147,17 @@ impl Store for PostgresStore {
         digest: String,
     ) -> BoxFuture<'_, Result<KeyInfo, StoreError>> {
         Box::pin(self.with_client(async move |c| ops::create_key(c, name, role, scope, &digest, crate::now_ms()).await))
+    }
+
+    fn create_first_keys(&self, keys: Vec<NewKey>) -> BoxFuture<'_, Result<Option<Vec<KeyInfo>>, StoreError>> {
+        Box::pin(async move {
+            transaction!(self, |tx| async {
+                // Processes starting at once on an empty database: one creates the keys, the
+                // others then find them.
+                GenericClient::execute(&tx, "SELECT pg_advisory_xact_lock($1)", &[&FIRST_KEYS_LOCK]).await?;
+                ops::create_first_keys(&tx, keys, crate::now_ms()).await
+            })
+        })
     }
 
     fn prediction_models(&self, ids: Vec<String>) -> BoxFuture<'_, Result<HashMap<String, String>, StoreError>> {

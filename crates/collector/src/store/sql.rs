@@ -24,17 +24,18 @@ pub(super) const RECORD_MIGRATION: Sql =
 pub(super) const INSERT_MODEL: Sql =
     Sql::Both("INSERT INTO models (name, version, hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING");
 pub(super) const MODEL_ID: Sql = Sql::Both("SELECT id FROM models WHERE name = $1 AND version = $2 AND hash = $3");
-/// No row back: this `batch_id` is stored already. Across PostgreSQL processes the second insert
-/// of an id waits for the first one's transaction, then finds the conflict.
+/// No row back: this model version has this `batch_id` stored already (ids are the model's, so
+/// no other model's key can claim them). Across PostgreSQL processes the second insert of an id
+/// waits for the first one's transaction, then finds the conflict.
 pub(super) const INSERT_BATCH: Sql = Sql::Both(
     "INSERT INTO batches (batch_id, session, model_id, source_kind, source_node, sdk_version, key_id,
                           received_ms, records, rejected, predictions)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (batch_id) DO NOTHING RETURNING seq",
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (model_id, batch_id) DO NOTHING RETURNING seq",
 );
-/// A session's loss totals are the largest any of its batches reported.
+/// A session's loss totals (per model version) are the largest any of its batches reported.
 pub(super) const UPSERT_SESSION: Sql = Sql::Both(
     "INSERT INTO sessions (session, model_id, dropped, unconfirmed) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (session) DO UPDATE SET
+     ON CONFLICT (model_id, session) DO UPDATE SET
          dropped = CASE WHEN excluded.dropped > sessions.dropped THEN excluded.dropped ELSE sessions.dropped END,
          unconfirmed = CASE WHEN excluded.unconfirmed > sessions.unconfirmed
                             THEN excluded.unconfirmed ELSE sessions.unconfirmed END",
@@ -153,6 +154,8 @@ pub(super) const ERRORS: Sql = Sql::Both(
 
 pub(super) const CREATE_KEY: Sql =
     Sql::Both("INSERT INTO api_keys (name, role, models, digest, created_ms) VALUES ($1, $2, $3, $4, $5) RETURNING id");
+/// A row if there is any key, revoked ones included.
+pub(super) const ANY_KEY: Sql = Sql::Both("SELECT id FROM api_keys LIMIT 1");
 /// Columns in `rows::key` order.
 pub(super) const FIND_KEY: Sql = Sql::Both(
     "SELECT id, name, role, created_ms, revoked_ms, models FROM api_keys WHERE digest = $1 AND revoked_ms IS NULL",
@@ -275,6 +278,7 @@ pub(super) const ALL: &[(&str, Sql)] = &[
     ("FEATURES", FEATURES),
     ("ERRORS", ERRORS),
     ("CREATE_KEY", CREATE_KEY),
+    ("ANY_KEY", ANY_KEY),
     ("FIND_KEY", FIND_KEY),
     ("KEYS", KEYS),
     ("REVOKE_KEY", REVOKE_KEY),

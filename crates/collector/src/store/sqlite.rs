@@ -17,8 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::conn::{Arg, Conn, Dialect, Row, Sql, Value, ready};
 use super::{
-    BatchRow, BoxFuture, Compacted, Incoming, Ingested, ModelIds, ModelSummary, ModelVersion, Page, PageRequest,
-    RecordKind, Store, StoreError, ops,
+    BatchRow, BoxFuture, Compacted, Incoming, Ingested, ModelIds, ModelSummary, ModelVersion, NewKey, Page,
+    PageRequest, RecordKind, Store, StoreError, ops,
 };
 use crate::alerts::{AlertQuery, AlertRow, Attempt, Due, NewAlert};
 use crate::keys::{KeyInfo, Role, Scope};
@@ -307,6 +307,11 @@ impl Store for SqliteStore {
         Box::pin(self.write(move |conn| ready(ops::create_key(conn, name, role, scope, &digest, crate::now_ms()))))
     }
 
+    fn create_first_keys(&self, keys: Vec<NewKey>) -> BoxFuture<'_, Result<Option<Vec<KeyInfo>>, StoreError>> {
+        // One writer: the check and the inserts are one job.
+        Box::pin(self.write(move |conn| ready(ops::create_first_keys(conn, keys, crate::now_ms()))))
+    }
+
     fn prediction_models(&self, ids: Vec<String>) -> BoxFuture<'_, Result<HashMap<String, String>, StoreError>> {
         Box::pin(self.read(move |conn| ready(ops::prediction_models(conn, &ids))))
     }
@@ -385,5 +390,55 @@ impl Store for SqliteStore {
 
     fn finish_delivery(&self, id: i64, attempt: Attempt) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(self.write(move |conn| ready(ops::finish_delivery(conn, id, &attempt))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::OptionalExtension;
+
+    use super::super::{MIGRATIONS, sql};
+    use super::*;
+
+    /// A database an older collector made keeps its rows, and its batch sequence, through the
+    /// later migrations (SQLite rebuilds tables for some of them).
+    #[test]
+    fn a_version_3_database_keeps_its_rows_and_sequence_through_later_migrations() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms INTEGER NOT NULL)",
+        )
+        .unwrap();
+        for m in MIGRATIONS.iter().filter(|m| m.version <= 3) {
+            conn.execute_batch(m.sqlite).unwrap();
+            conn.execute("INSERT INTO schema_migrations VALUES (?1, ?2, 0)", (m.version, m.name)).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO models (id, name, version, hash) VALUES (1, 'a', '1', 'h'), (2, 'b', '1', 'h');
+             INSERT INTO batches (seq, batch_id, session, model_id, source_kind, source_node, sdk_version, key_id,
+                                  received_ms, records, rejected, predictions)
+             VALUES (7, 'b-1', 's', 1, 'native', 'n', '0', 3, 0, 1, 0, 1);
+             INSERT INTO sessions (session, model_id, dropped, unconfirmed) VALUES ('s', 1, 5, 6);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+
+        let insert = sql::INSERT_BATCH.text(Dialect::Sqlite);
+        let batch = |model_id: i64| -> Option<i64> {
+            let values = rusqlite::params!["b-1", "s", model_id, "native", "n", "0", 3, 0, 1, 0, 1];
+            conn.query_row(&insert, values, |r| r.get(0)).optional().unwrap()
+        };
+        assert_eq!(batch(1), None, "model a's batch b-1 is still found: a retry is a duplicate");
+        // (A conflicting insert may take a sequence number: gaps are fine, going back is not.)
+        let seq = batch(2).expect("model b has its own ids");
+        assert!(seq > 7, "the sequence carries on after 7, not from {seq}");
+        let session: (i64, i64, i64) = conn
+            .query_row("SELECT model_id, dropped, unconfirmed FROM sessions WHERE session = 's'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(session, (1, 5, 6));
+        let key: i64 = conn.query_row("SELECT key_id FROM batches WHERE seq = 7", [], |r| r.get(0)).unwrap();
+        assert_eq!(key, 3);
     }
 }

@@ -130,6 +130,28 @@ fn retries_keep_the_id_and_back_off() {
 }
 
 #[test]
+fn a_refused_key_keeps_the_batch_and_only_a_refused_batch_drops_it() {
+    let outcome = |status| Outcome::from_http(status, None, "{\"error\":{\"code\":\"x\"}}");
+    for status in [401, 403, 404] {
+        assert!(
+            matches!(outcome(status), Outcome::Refused { reason } if reason.starts_with(&format!("HTTP {status}")))
+        );
+    }
+    for status in [400, 413, 415] {
+        assert!(matches!(outcome(status), Outcome::Rejected { .. }), "{status}");
+    }
+    assert!(matches!(outcome(408), Outcome::Retry { .. }));
+    let mut b = batcher(1, 8);
+    b.push(prediction(0), 0).unwrap();
+    let first = b.next_due(0).unwrap().clone();
+    b.report(&first.batch_id, outcome(401), 0, 0.99);
+    assert_eq!(b.outbox_len(), 1, "kept until the key is fixed");
+    assert_eq!(b.next_due_at(), Some(495), "and retried with backoff");
+    b.report(&first.batch_id, outcome(400), 495, 0.5);
+    assert_eq!((b.outbox_len(), b.stats().batches_rejected), (0, 1), "a malformed batch is dropped, counted");
+}
+
+#[test]
 fn backoff_grows_and_is_capped() {
     let policy = RetryPolicy { base_ms: 100, max_ms: 10_000 };
     let ceilings: Vec<u64> = (1..=10).map(|n| policy.delay_ms(n, 0.999_999)).collect();
