@@ -122,6 +122,10 @@ impl Recording {
     /// A new version of the model is served from now on: what is open is sealed under the old
     /// one, and the recorder follows the new one's inputs and reference profile.
     pub(crate) async fn switch(&self, model_ref: ModelRef, model: &ModelConfig, session: &Session) {
+        // First: a fetch for the old version must not land after the new recorder.
+        if let Some(earlier) = self.fetching.lock().ok().and_then(|mut f| f.take()) {
+            earlier.abort();
+        }
         let plan = Plan::of(model, session);
         let profile = fetch_profile(&self.collector, &model_ref, FIRST_FETCH).await;
         let missing = profile.is_none();
@@ -131,9 +135,6 @@ impl Recording {
             *r = fresh;
             summary
         });
-        if let Some(earlier) = self.fetching.lock().ok().and_then(|mut f| f.take()) {
-            earlier.abort();
-        }
         if missing {
             self.keep_fetching(model_ref.clone(), plan);
         }

@@ -1,6 +1,9 @@
 //! The bounds against a real listener and raw sockets: stalled headers and idle keep-alive
 //! connections are closed, the caps hold, and honest requests keep being answered.
 
+// Tests unwrap: a panic is a failure with a message.
+#![allow(clippy::unwrap_used)]
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
