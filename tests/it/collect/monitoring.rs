@@ -525,3 +525,43 @@ async fn labels_join_in_any_order_corrections_replace_and_compaction_changes_not
         assert_eq!(after.predictions(), 25);
     }
 }
+
+/// A sender whose lease ran out (a paused process) and whose delivery another process claimed
+/// since cannot overwrite that claimant's record: finishing is a compare-and-set on the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_whose_lease_ran_out_is_recorded_by_its_new_claimant_only() {
+    use collector::alerts::{Attempt, NewAlert};
+    for database in databases("lease").await {
+        let store = collector::open(&database, 2).await.unwrap();
+        let alert = NewAlert {
+            rule: "r".into(),
+            model: "m".into(),
+            version: "1".into(),
+            subject: String::new(),
+            metric: "accuracy".into(),
+            severity: "critical".into(),
+            value: Some(0.5),
+            threshold: Some(0.9),
+            message: "low".into(),
+            window_start_ms: 0,
+            started_ms: 1_000,
+        };
+        store.fire_alert(alert, vec!["http://127.0.0.1:9/hook".into()]).await.unwrap().unwrap();
+        let first = store.claim_deliveries(1_000, 30_000, 16).await.unwrap();
+        assert_eq!(first.len(), 1, "{database:?}");
+        assert!(store.claim_deliveries(2_000, 30_000, 16).await.unwrap().is_empty(), "leased");
+        // The lease runs out; another process claims the delivery and sends it.
+        let second = store.claim_deliveries(31_001, 30_000, 16).await.unwrap();
+        assert_eq!(second.len(), 1, "{database:?}");
+        let late = Attempt::Retry { next_attempt_ms: 40_000, error: "timed out".into() };
+        assert!(
+            !store.finish_delivery(&first[0], late).await.unwrap(),
+            "{database:?}: the stale claim changes nothing"
+        );
+        let delivered = Attempt::Delivered { at_ms: 31_500 };
+        assert!(store.finish_delivery(&second[0], delivered).await.unwrap(), "{database:?}");
+        let alerts = store.alerts(collector::alerts::AlertQuery { model: None, firing_only: false, limit: 10 }).await;
+        let delivery = &alerts.unwrap()[0].deliveries[0];
+        assert_eq!((delivery.state.as_str(), delivery.attempts), ("delivered", 1), "{database:?}: {delivery:?}");
+    }
+}

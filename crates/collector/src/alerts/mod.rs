@@ -88,6 +88,9 @@ pub struct Due {
     pub event: AlertState,
     pub url: String,
     pub attempts: i64,
+    /// The claim: its next attempt was moved to this time. The claim is still this claimant's
+    /// while the row says so (no one else claimed it after the lease ran out).
+    pub lease_until_ms: i64,
     pub alert: AlertRow,
 }
 

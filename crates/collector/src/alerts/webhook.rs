@@ -2,7 +2,8 @@
 //! POSTed as JSON and retried with exponential backoff until a 2xx or the last attempt.
 //!
 //! A delivery is claimed by moving its next attempt one lease ahead before sending, so a crash
-//! mid-send retries it after the lease, and two collector processes never send it at once.
+//! mid-send retries it after the lease, and two collector processes never send it at once. The
+//! attempt is recorded only if the lease is still this claim's (a compare and set in the store).
 
 use std::time::Duration;
 
@@ -64,7 +65,10 @@ pub async fn deliver_due(
                 tracing::error!(url = %delivery.url, alert = delivery.alert.id, %error, "webhook failed; giving up")
             }
         }
-        store.finish_delivery(delivery.id, attempt).await?;
+        if !store.finish_delivery(&delivery, attempt).await? {
+            tracing::warn!(url = %delivery.url, alert = delivery.alert.id, "the delivery's lease ran out before its \
+                attempt was recorded; the process that claimed it since records it");
+        }
     }
     Ok(attempted)
 }
@@ -150,7 +154,7 @@ mod tests {
             resolved_ms: None,
             deliveries: Vec::new(),
         };
-        let due = Due { id: 1, event: AlertState::Firing, url, attempts: 0, alert };
+        let due = Due { id: 1, event: AlertState::Firing, url, attempts: 0, lease_until_ms: 0, alert };
         let attempt = send(&client(), &due, 3).await;
         assert!(matches!(&attempt, Attempt::Retry { error, .. } if error.contains("307")), "{attempt:?}");
         let followed = tokio::time::timeout(Duration::from_millis(300), elsewhere.accept()).await;

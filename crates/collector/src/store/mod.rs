@@ -259,7 +259,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// ahead so no one else sends them meanwhile.
     fn claim_deliveries(&self, now_ms: i64, lease_ms: i64, limit: usize)
     -> BoxFuture<'_, Result<Vec<Due>, StoreError>>;
-    fn finish_delivery(&self, id: i64, attempt: Attempt) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Records how the claimed `delivery` went, if the claim is still the caller's (compare and
+    /// set on the lease); false: the lease ran out and another claimant has it, so nothing changed.
+    fn finish_delivery(&self, delivery: &Due, attempt: Attempt) -> BoxFuture<'_, Result<bool, StoreError>>;
 }
 
 /// A model version, and when its latest batch came.

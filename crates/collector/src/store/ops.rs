@@ -395,6 +395,7 @@ pub(super) async fn claim_deliveries(c: &impl Conn, now_ms: i64, lease_ms: i64, 
             event: AlertState::parse(&r.text(2)?),
             url: r.text(3)?,
             attempts: r.int(4)?,
+            lease_until_ms: r.int(5)?,
             alert,
         });
     }
@@ -402,10 +403,15 @@ pub(super) async fn claim_deliveries(c: &impl Conn, now_ms: i64, lease_ms: i64, 
     Ok(due)
 }
 
-pub(super) async fn finish_delivery(c: &impl Conn, id: i64, attempt: &Attempt) -> Result<()> {
+pub(super) async fn finish_delivery(c: &impl Conn, id: i64, lease_until_ms: i64, attempt: &Attempt) -> Result<bool> {
     let (state, delivered_ms, next_attempt_ms, error) = writes::attempt_columns(attempt);
-    let args =
-        [Arg::Int(id), Arg::Text(state), Arg::OptInt(delivered_ms), Arg::OptInt(next_attempt_ms), Arg::OptText(error)];
-    c.execute(&sql::FINISH_DELIVERY, &args).await?;
-    Ok(())
+    let args = [
+        Arg::Int(id),
+        Arg::Text(state),
+        Arg::OptInt(delivered_ms),
+        Arg::OptInt(next_attempt_ms),
+        Arg::OptText(error),
+        Arg::Int(lease_until_ms),
+    ];
+    Ok(c.execute(&sql::FINISH_DELIVERY, &args).await? == 1)
 }

@@ -242,8 +242,9 @@ impl Store for PostgresStore {
         Box::pin(self.with_client(async move |c| ops::claim_deliveries(c, now_ms, lease_ms, limit).await))
     }
 
-    fn finish_delivery(&self, id: i64, attempt: Attempt) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.with_client(async move |c| ops::finish_delivery(c, id, &attempt).await))
+    fn finish_delivery(&self, delivery: &Due, attempt: Attempt) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let (id, lease) = (delivery.id, delivery.lease_until_ms);
+        Box::pin(self.with_client(async move |c| ops::finish_delivery(c, id, lease, &attempt).await))
     }
 }
 

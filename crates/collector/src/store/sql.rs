@@ -239,17 +239,19 @@ pub(super) const CLAIM_DELIVERIES: Sql = pair!(
     "UPDATE deliveries SET next_attempt_ms = $1 + $2
      WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_ms <= $1
                   ORDER BY id LIMIT $3)
-     RETURNING id, alert_id, event, url, attempts",
+     RETURNING id, alert_id, event, url, attempts, next_attempt_ms",
     "UPDATE deliveries SET next_attempt_ms = $1 + $2
      WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_ms <= $1
                   ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
-     RETURNING id, alert_id, event, url, attempts",
+     RETURNING id, alert_id, event, url, attempts, next_attempt_ms",
 );
+/// Only while the claim (`$6`: the lease it set) is the caller's: a sender whose lease ran out
+/// and was claimed again must not overwrite the newer claimant's record.
 pub(super) const FINISH_DELIVERY: Sql = Sql::Both(
     "UPDATE deliveries SET state = $2, attempts = attempts + 1,
             delivered_ms = coalesce($3, delivered_ms), next_attempt_ms = coalesce($4, next_attempt_ms),
             last_error = $5
-     WHERE id = $1",
+     WHERE id = $1 AND state = 'pending' AND next_attempt_ms = $6",
 );
 
 /// Every statement, by name: each is prepared when the store opens.

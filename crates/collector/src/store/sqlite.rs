@@ -388,8 +388,9 @@ impl Store for SqliteStore {
         Box::pin(self.write(move |conn| ready(ops::claim_deliveries(conn, now_ms, lease_ms, limit))))
     }
 
-    fn finish_delivery(&self, id: i64, attempt: Attempt) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.write(move |conn| ready(ops::finish_delivery(conn, id, &attempt))))
+    fn finish_delivery(&self, delivery: &Due, attempt: Attempt) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let (id, lease) = (delivery.id, delivery.lease_until_ms);
+        Box::pin(self.write(move |conn| ready(ops::finish_delivery(conn, id, lease, &attempt))))
     }
 }
 
