@@ -30,6 +30,9 @@ pub struct Config {
     pub decode_budget_bytes: usize,
     /// Seconds an upload's body may take to arrive (it holds an upload slot meanwhile); beyond, 408.
     pub body_timeout_s: u32,
+    /// Model versions (name, version, hash) one key may register, by sending the first batch of
+    /// each; beyond, 403. Every evaluator pass and gauge walks every model version.
+    pub max_model_versions_per_key: usize,
     /// Connections: how many, from one address, and how long (`[connections]`).
     pub connections: serve::Limits,
     /// Records timed further back than this by the collector's clock are refused, each with the
@@ -96,6 +99,7 @@ impl Default for Config {
             max_records_per_batch: limits.max_records,
             decode_budget_bytes: 1 << 30,
             body_timeout_s: 30,
+            max_model_versions_per_key: 256,
             connections: serve::Limits::default(),
             metrics_need_key: false,
             accept_past: Width::parse("7d").unwrap_or(Width::HOUR),

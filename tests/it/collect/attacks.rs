@@ -236,6 +236,27 @@ async fn attacks(database: String) {
     assert_ne!(unscoped.code, 0);
     assert!(unscoped.stderr.contains("`--models NAME[,NAME|PREFIX*…]`, or `--all-models`"), "{}", unscoped.stderr);
 
+    // 9 (before 8, which takes time). Model versions without end from one key: each is walked by
+    // every evaluator pass and gauge. The app registered shop-cart already; 255 more, then 403.
+    let mut registered = 1;
+    let refusal = loop {
+        let b = hostile(&format!("versions-{registered}"), "shop-cart", Vec::new());
+        let b = Batch { model: ModelRef { version: format!("v{registered}"), ..b.model.clone() }, ..b };
+        let (status, reply) = post_batch(&t.http, &url, &app, &b, JSON).await;
+        if status != 200 {
+            break (status, reply);
+        }
+        registered += 1;
+        assert!(registered <= 256, "{db}: no bound on model versions");
+    };
+    assert_eq!((registered, refusal.0, refusal.1["error"]["code"].as_str()), (256, 403, Some("model_limit")), "{db}");
+    let message = refusal.1["error"]["message"].as_str().unwrap();
+    assert!(message.contains("has registered 256 model versions") && message.contains("\"v256\" is new"), "{message}");
+    let known = hostile("versions-known", "shop-cart", Vec::new());
+    let (status, _) = post_batch(&t.http, &url, &app, &known, JSON).await;
+    assert_eq!(status, 200, "{db}: its registered versions are still served");
+    honest.push(t.honest("honest-beside-versions").await);
+
     // 8. Slowloris: connections that never finish their headers, held open to take every
     // connection (and file descriptor) the collector has. Honest clients are served beside them,
     // and the collector closes them at its header timeout (10 s).

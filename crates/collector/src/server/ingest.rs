@@ -192,12 +192,18 @@ pub(super) async fn store_batch(c: &Collector, key: KeyInfo, format: Format, bod
     let mut acceptance = c.acceptance();
     let (batch, rejected) = batch.partition_by(|record| acceptance.check(record));
     let batch_id = batch.batch_id.clone();
+    let (model_name, model_version) = (batch.model.name.clone(), batch.model.version.clone());
     let counts = RecordCounts::of(&batch.records);
     let accepted = batch.records.len();
     let started = Instant::now();
     let outcome = c
         .store
-        .ingest(Incoming { batch, rejected: rejected.len() as u64, key_id: Some(key.id) })
+        .ingest(Incoming {
+            batch,
+            rejected: rejected.len() as u64,
+            key_id: key.id,
+            max_models: c.config.max_model_versions_per_key,
+        })
         .await
         .map_err(ApiError::storage)?;
     c.metrics.storage("ingest", started.elapsed().as_secs_f64());
@@ -210,6 +216,19 @@ pub(super) async fn store_batch(c: &Collector, key: KeyInfo, format: Format, bod
             }
         }
         Ingested::Duplicate => c.metrics.batch("duplicate"),
+        Ingested::ModelLimit => {
+            c.metrics.refused("forbidden");
+            let limit = c.config.max_model_versions_per_key;
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "model_limit",
+                format!(
+                    "key {:?} has registered {limit} model versions (name, version, hash), the most one key may \
+                     (max_model_versions_per_key); model {:?} version {:?} is new",
+                    key.name, model_name, model_version
+                ),
+            ));
+        }
     }
     Ok(axum::Json(IngestReply { batch_id, status: outcome, accepted, rejected }).into_response())
 }

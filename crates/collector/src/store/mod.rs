@@ -67,6 +67,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/sqlite/0004_ids_per_model.sql"),
         postgres: include_str!("migrations/postgres/0004_ids_per_model.sql"),
     },
+    Migration {
+        version: 5,
+        name: "models_per_key",
+        sqlite: include_str!("migrations/sqlite/0005_models_per_key.sql"),
+        postgres: include_str!("migrations/postgres/0005_models_per_key.sql"),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +115,10 @@ pub enum Ingested {
     Stored,
     /// This `batch_id` was committed before for this model version: nothing stored again.
     Duplicate,
+    /// Nothing stored: the batch names a model version new to the collector, and its key has
+    /// registered `Incoming::max_models` already (the server answers 403; never serialized).
+    #[serde(skip)]
+    ModelLimit,
 }
 
 /// A valid batch (invalid records already split off) and who sent it.
@@ -117,7 +127,9 @@ pub struct Incoming {
     pub batch: Batch,
     /// Records refused by validation: counted with the batch, not stored.
     pub rejected: u64,
-    pub key_id: Option<i64>,
+    pub key_id: i64,
+    /// The most model versions one key may register (send first).
+    pub max_models: usize,
 }
 
 /// A model version the collector has heard from, with what it has stored for it.

@@ -59,17 +59,32 @@ pub(super) async fn prepare_all(c: &impl Conn) -> Result<()> {
     Ok(())
 }
 
-/// The model row's id, inserting the row if it is new.
-pub(super) async fn model_id(c: &impl Conn, model: &telemetry::ModelRef) -> Result<i64> {
+/// The model row's id, inserting the row if it is new and `key_id` has registered fewer than
+/// `max_models` (None: it has that many). Concurrent first batches of one key may pass the
+/// bound by as many as are in flight: it bounds growth, it is not a quota.
+pub(super) async fn model_id(
+    c: &impl Conn,
+    model: &telemetry::ModelRef,
+    key_id: i64,
+    max_models: usize,
+) -> Result<Option<i64>> {
     let args = [Arg::Text(&model.name), Arg::Text(&model.version), Arg::Text(&model.hash)];
-    c.execute(&sql::INSERT_MODEL, &args).await?;
-    c.query_one(&sql::MODEL_ID, &args).await?.int(0)
+    if let Some(mut row) = c.query_opt(&sql::MODEL_ID, &args).await? {
+        return Ok(Some(row.int(0)?));
+    }
+    let registered = c.query_one(&sql::MODELS_OF_KEY, &[Arg::Int(key_id)]).await?.int(0)?;
+    if usize::try_from(registered).unwrap_or(usize::MAX) >= max_models {
+        return Ok(None);
+    }
+    let [name, version, hash] = args;
+    c.execute(&sql::INSERT_MODEL, &[name, version, hash, Arg::Int(key_id)]).await?;
+    Ok(Some(c.query_one(&sql::MODEL_ID, &args).await?.int(0)?))
 }
 
 /// Stores a batch under `model_id` ([`model_id`]) at `now_ms`, or nothing if that model version
 /// has its `batch_id` stored already.
 pub(super) async fn ingest(c: &impl Conn, incoming: &Incoming, model_id: i64, now_ms: i64) -> Result<Ingested> {
-    let Incoming { batch, rejected, key_id } = incoming;
+    let Incoming { batch, rejected, key_id, .. } = incoming;
     let inserted = c
         .query_opt(
             &sql::INSERT_BATCH,
@@ -80,7 +95,7 @@ pub(super) async fn ingest(c: &impl Conn, incoming: &Incoming, model_id: i64, no
                 Arg::Text(writes::source_kind_str(batch.source.kind)),
                 Arg::Text(&batch.source.node),
                 Arg::Text(&batch.source.sdk_version),
-                Arg::OptInt(*key_id),
+                Arg::Int(*key_id),
                 Arg::Int(now_ms),
                 Arg::Int(writes::clamp(batch.records.len() as u64)),
                 Arg::Int(writes::clamp(*rejected)),

@@ -97,7 +97,10 @@ impl Store for PostgresStore {
             let model_id = match self.model_ids.get(&incoming.batch.model) {
                 Some(id) => id,
                 None => {
-                    let id = ops::model_id(&client, &incoming.batch.model).await?;
+                    let (key, most) = (incoming.key_id, incoming.max_models);
+                    let Some(id) = ops::model_id(&client, &incoming.batch.model, key, most).await? else {
+                        return Ok(Ingested::ModelLimit);
+                    };
                     self.model_ids.insert(incoming.batch.model.clone(), id);
                     id
                 }

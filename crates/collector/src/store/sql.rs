@@ -21,8 +21,11 @@ pub(super) const RECORD_MIGRATION: Sql =
 
 // Ingest.
 
+/// `$4`: the key that registers it.
 pub(super) const INSERT_MODEL: Sql =
-    Sql::Both("INSERT INTO models (name, version, hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING");
+    Sql::Both("INSERT INTO models (name, version, hash, key_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING");
+/// How many model versions a key has registered.
+pub(super) const MODELS_OF_KEY: Sql = Sql::Both("SELECT count(*) FROM models WHERE key_id = $1");
 pub(super) const MODEL_ID: Sql = Sql::Both("SELECT id FROM models WHERE name = $1 AND version = $2 AND hash = $3");
 /// No row back: this model version has this `batch_id` stored already (ids are the model's, so
 /// no other model's key can claim them). Across PostgreSQL processes the second insert of an id
@@ -259,6 +262,7 @@ pub(super) const ALL: &[(&str, Sql)] = &[
     ("SCHEMA_VERSION", SCHEMA_VERSION),
     ("RECORD_MIGRATION", RECORD_MIGRATION),
     ("INSERT_MODEL", INSERT_MODEL),
+    ("MODELS_OF_KEY", MODELS_OF_KEY),
     ("MODEL_ID", MODEL_ID),
     ("INSERT_BATCH", INSERT_BATCH),
     ("UPSERT_SESSION", UPSERT_SESSION),

@@ -255,14 +255,22 @@ impl Store for SqliteStore {
                     ready(async {
                         let model_id = match cached {
                             Some(id) => id,
-                            None => ops::model_id(conn, &incoming.batch.model).await?,
+                            None => {
+                                let (key, most) = (incoming.key_id, incoming.max_models);
+                                match ops::model_id(conn, &incoming.batch.model, key, most).await? {
+                                    Some(id) => id,
+                                    None => return Ok((Ingested::ModelLimit, None)),
+                                }
+                            }
                         };
-                        Ok((ops::ingest(conn, &incoming, model_id, crate::now_ms()).await?, model_id))
+                        Ok((ops::ingest(conn, &incoming, model_id, crate::now_ms()).await?, Some(model_id)))
                     })
                 })
                 .await?;
             // Only now is the model row surely committed.
-            self.model_ids.insert(model, model_id);
+            if let Some(model_id) = model_id {
+                self.model_ids.insert(model, model_id);
+            }
             Ok(ingested)
         })
     }
