@@ -547,18 +547,20 @@ async fn a_delivery_whose_lease_ran_out_is_recorded_by_its_new_claimant_only() {
             started_ms: 1_000,
         };
         store.fire_alert(alert, vec!["http://127.0.0.1:9/hook".into()]).await.unwrap().unwrap();
-        let first = store.claim_deliveries(1_000, 30_000, 16).await.unwrap();
+        // Deliveries are queued due now, by the collector's clock.
+        let at = now_ms() + 1_000;
+        let first = store.claim_deliveries(at, 30_000, 16).await.unwrap();
         assert_eq!(first.len(), 1, "{database:?}");
-        assert!(store.claim_deliveries(2_000, 30_000, 16).await.unwrap().is_empty(), "leased");
+        assert!(store.claim_deliveries(at + 1_000, 30_000, 16).await.unwrap().is_empty(), "leased");
         // The lease runs out; another process claims the delivery and sends it.
-        let second = store.claim_deliveries(31_001, 30_000, 16).await.unwrap();
+        let second = store.claim_deliveries(at + 30_001, 30_000, 16).await.unwrap();
         assert_eq!(second.len(), 1, "{database:?}");
-        let late = Attempt::Retry { next_attempt_ms: 40_000, error: "timed out".into() };
+        let late = Attempt::Retry { next_attempt_ms: at + 40_000, error: "timed out".into() };
         assert!(
             !store.finish_delivery(&first[0], late).await.unwrap(),
             "{database:?}: the stale claim changes nothing"
         );
-        let delivered = Attempt::Delivered { at_ms: 31_500 };
+        let delivered = Attempt::Delivered { at_ms: at + 30_500 };
         assert!(store.finish_delivery(&second[0], delivered).await.unwrap(), "{database:?}");
         let alerts = store.alerts(collector::alerts::AlertQuery { model: None, firing_only: false, limit: 10 }).await;
         let delivery = &alerts.unwrap()[0].deliveries[0];
