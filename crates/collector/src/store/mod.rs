@@ -42,37 +42,24 @@ struct Migration {
     postgres: &'static str,
 }
 
+/// Migration `version`, `name`d, from `migrations/{sqlite,postgres}/{file}.sql`.
+macro_rules! migration {
+    ($version:literal, $name:literal, $file:literal) => {
+        Migration {
+            version: $version,
+            name: $name,
+            sqlite: include_str!(concat!("migrations/sqlite/", $file, ".sql")),
+            postgres: include_str!(concat!("migrations/postgres/", $file, ".sql")),
+        }
+    };
+}
+
 const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "init",
-        sqlite: include_str!("migrations/sqlite/0001_init.sql"),
-        postgres: include_str!("migrations/postgres/0001_init.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "monitoring",
-        sqlite: include_str!("migrations/sqlite/0002_monitoring.sql"),
-        postgres: include_str!("migrations/postgres/0002_monitoring.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "key_scopes",
-        sqlite: include_str!("migrations/sqlite/0003_key_scopes.sql"),
-        postgres: include_str!("migrations/postgres/0003_key_scopes.sql"),
-    },
-    Migration {
-        version: 4,
-        name: "ids_per_model",
-        sqlite: include_str!("migrations/sqlite/0004_ids_per_model.sql"),
-        postgres: include_str!("migrations/postgres/0004_ids_per_model.sql"),
-    },
-    Migration {
-        version: 5,
-        name: "models_per_key",
-        sqlite: include_str!("migrations/sqlite/0005_models_per_key.sql"),
-        postgres: include_str!("migrations/postgres/0005_models_per_key.sql"),
-    },
+    migration!(1, "init", "0001_init"),
+    migration!(2, "monitoring", "0002_monitoring"),
+    migration!(3, "key_scopes", "0003_key_scopes"),
+    migration!(4, "ids_per_model", "0004_ids_per_model"),
+    migration!(5, "models_per_key", "0005_models_per_key"),
 ];
 
 #[derive(Debug, thiserror::Error)]
