@@ -152,6 +152,15 @@ impl Metrics {
         }
     }
 
+    /// Removes a model version's gauges: it is stale (a newer version of its model is served and
+    /// it had no traffic in the window), and Prometheus should not keep scraping it.
+    pub fn forget_model(&self, model: &str, version: &str) {
+        let labels: ModelLabels = [("model", model.to_owned()), ("version", version.to_owned())];
+        for (_, family) in &self.model_gauges {
+            family.remove(&labels);
+        }
+    }
+
     /// Sets the firing-alert gauges from the full list of firing alerts.
     pub fn firing_alerts(&self, firing: &[crate::alerts::AlertRow]) {
         self.firing_alerts.clear();

@@ -567,3 +567,35 @@ async fn a_delivery_whose_lease_ran_out_is_recorded_by_its_new_claimant_only() {
         assert_eq!((delivery.state.as_str(), delivery.attempts), ("delivered", 1), "{database:?}: {delivery:?}");
     }
 }
+
+/// Gauges follow what is served: a model version superseded by a newer one and silent in the
+/// window leaves `/metrics`; the newest version of each model stays, silent or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn superseded_silent_versions_leave_the_scrape() {
+    for db in databases("stale_series").await {
+        let s = serve(&db, |_| {}).await;
+        let now = now_ms();
+        send(&s, "1", "old", predictions("old", 5, now - 3 * 3_600_000)).await;
+        send(&s, "2", "new", predictions("new", 5, now)).await;
+        let scrape = async || s.http.get(format!("{}/metrics", s.url)).send().await.unwrap().text().await.unwrap();
+        let gauges_of = |scrape: &str, version: &str| {
+            let label = format!("{{model=\"wine\",version=\"{version}\"}}");
+            scrape.lines().filter(|l| l.starts_with("sextant_collector_model_") && l.contains(&label)).count()
+        };
+        evaluate(&s, now).await;
+        let metrics = scrape().await;
+        assert!(
+            metrics.contains(r#"sextant_collector_model_window_predictions{model="wine",version="2"} 5"#),
+            "{metrics}"
+        );
+        assert_eq!(gauges_of(&metrics, "1"), 0, "{db:?}: version 1 is superseded and silent: {metrics}");
+        // Two hours on, the newest version is silent too: its gauges stay, at zero.
+        evaluate(&s, now + 2 * 3_600_000).await;
+        let metrics = scrape().await;
+        assert!(
+            metrics.contains(r#"sextant_collector_model_window_predictions{model="wine",version="2"} 0"#),
+            "{metrics}"
+        );
+        assert_eq!(gauges_of(&metrics, "1"), 0, "{db:?}");
+    }
+}

@@ -11,7 +11,7 @@ use super::{AlertQuery, AlertRow, NewAlert};
 use crate::config::Monitoring;
 use crate::metrics::{Metrics, ModelSignals};
 use crate::monitor::{self, DriftReport, IntegrityReport, Span, Width, WindowData};
-use crate::store::{Store, StoreError};
+use crate::store::{ModelVersion, Store, StoreError};
 
 /// What a pass changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -79,10 +79,11 @@ pub async fn evaluate(
         .into_iter()
         .map(|a| ((a.rule.clone(), a.model.clone(), a.version.clone(), a.subject.clone()), a))
         .collect();
-    let versions: BTreeSet<(String, String)> =
-        store.model_versions().await?.into_iter().map(|m| (m.name, m.version)).collect();
+    let listed = store.model_versions().await?;
+    let latest = latest_versions(&listed);
+    let versions: BTreeSet<(String, String)> = listed.into_iter().map(|m| (m.name, m.version)).collect();
     let mut outcome = Outcome { rules: rules.len(), model_versions: versions.len(), ..Outcome::default() };
-    let pass = Pass { store, settings, metrics, now_ms, rules: &rules };
+    let pass = Pass { store, settings, metrics, now_ms, rules: &rules, latest: &latest };
     for (model, version) in &versions {
         // One model version's failing read costs that version its verdicts, not the others theirs.
         if let Err(e) = pass.version(model, version, &mut open, &mut outcome).await {
@@ -110,6 +111,21 @@ struct Pass<'a> {
     metrics: &'a Metrics,
     now_ms: i64,
     rules: &'a [Rule],
+    /// Each model's version with the latest batch: its gauges stay while it is silent (silence
+    /// is worth a graph); older versions' go once they have no traffic in the window.
+    latest: &'a BTreeSet<(String, String)>,
+}
+
+/// Each model's version with the most recent batch.
+fn latest_versions(versions: &[ModelVersion]) -> BTreeSet<(String, String)> {
+    let mut latest: HashMap<&str, (Option<i64>, &str)> = HashMap::new();
+    for v in versions {
+        let entry = latest.entry(v.name.as_str()).or_insert((v.last_batch_seq, v.version.as_str()));
+        if v.last_batch_seq > entry.0 {
+            *entry = (v.last_batch_seq, v.version.as_str());
+        }
+    }
+    latest.into_iter().map(|(name, (_, version))| (name.to_owned(), version.to_owned())).collect()
 }
 
 type OpenAlerts = HashMap<(String, String, String, String), AlertRow>;
@@ -140,7 +156,13 @@ impl Pass<'_> {
             judged.insert(width, judge(store, profile.as_ref(), model, version, width, now_ms).await?);
         }
         if let Some(j) = judged.get(&settings.window) {
-            self.metrics.model_signals(model, version, &signals(j));
+            let signals = signals(j);
+            let current = self.latest.contains(&(model.to_owned(), version.to_owned()));
+            if current || signals.rows > 0 || signals.predictions > 0 {
+                self.metrics.model_signals(model, version, &signals);
+            } else {
+                self.metrics.forget_model(model, version);
+            }
         }
         for rule in applying() {
             let Some(j) = judged.get(&rule.window) else { continue };
