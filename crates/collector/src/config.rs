@@ -69,6 +69,9 @@ pub struct Monitoring {
     pub webhooks: Vec<String>,
     /// Attempts per delivery before it is marked failed (backoff doubles from 1 s, up to 5 min).
     pub webhook_max_attempts: u32,
+    /// Webhooks to loopback, private and link-local addresses (by URL or by what the name
+    /// resolves to) are refused unless this is set: such a receiver must be meant.
+    pub webhook_allow_private: bool,
     /// Written to the database at start-up (replacing stored rules of the same name); rules added
     /// through the API are kept. Absent: [`Rule::defaults`]; `rules = []`: none.
     pub rules: Vec<Rule>,
@@ -81,6 +84,7 @@ impl Default for Monitoring {
             evaluate_every: Width::parse("30s").unwrap_or(Width::MINUTE),
             webhooks: Vec::new(),
             webhook_max_attempts: 8,
+            webhook_allow_private: false,
             rules: Rule::defaults(),
         }
     }
@@ -122,6 +126,9 @@ impl Config {
         let invalid = |message| ConfigError::Parse { path: path.to_owned(), message };
         config.monitoring.window.whole_minutes().map_err(invalid)?;
         config.connections.validate().map_err(invalid)?;
+        for url in &config.monitoring.webhooks {
+            crate::alerts::target::check_url(url, config.monitoring.webhook_allow_private).map_err(invalid)?;
+        }
         for rule in &config.monitoring.rules {
             rule.validate().map_err(invalid)?;
         }
@@ -225,6 +232,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown variant `accuracy_pct`"), "{e}");
+    }
+
+    #[test]
+    fn a_private_webhook_is_a_startup_error_unless_allowed() {
+        let dir = std::env::temp_dir().join(format!("sextant-config-webhook-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("collector.toml");
+        std::fs::write(&path, "[monitoring]\nwebhooks = [\"http://169.254.169.254/latest\"]\n").unwrap();
+        let e = Config::from_file(&path).unwrap_err().to_string();
+        assert!(e.contains("169.254.169.254") && e.contains("webhook_allow_private = true"), "{e}");
+        let allowed = "[monitoring]\nwebhooks = [\"http://127.0.0.1:9/h\"]\nwebhook_allow_private = true\n";
+        std::fs::write(&path, allowed).unwrap();
+        assert!(Config::from_file(&path).is_ok());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 pub mod evaluator;
 pub mod rule;
+pub mod target;
 pub mod webhook;
 
 use serde::{Deserialize, Serialize};

@@ -37,6 +37,7 @@ pub async fn deliver_due(
     store: &dyn Store,
     client: &reqwest::Client,
     max_attempts: u32,
+    allow_private: bool,
     now_ms: i64,
 ) -> Result<usize, crate::StoreError> {
     let due = store.claim_deliveries(now_ms, LEASE_MS, BATCH).await?;
@@ -47,7 +48,7 @@ pub async fn deliver_due(
     for delivery in due {
         let client = client.clone();
         sends.spawn(async move {
-            let attempt = send(&client, &delivery, max_attempts).await;
+            let attempt = send(&client, &delivery, max_attempts, allow_private).await;
             (delivery, attempt)
         });
     }
@@ -74,9 +75,14 @@ pub async fn deliver_due(
 }
 
 /// The client webhooks are sent with: no redirects (a receiver cannot bounce the collector's
-/// POST to another host), each send within [`TIMEOUT`].
-fn client() -> reqwest::Client {
-    match reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(TIMEOUT).build() {
+/// POST to another host), each send within [`TIMEOUT`], names resolved to public addresses only
+/// unless private ones are allowed ([`super::target`]).
+fn client(allow_private: bool) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(TIMEOUT);
+    if !allow_private {
+        builder = builder.dns_resolver(std::sync::Arc::new(super::target::PublicOnly));
+    }
+    match builder.build() {
         Ok(client) => client,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the webhook client; using the default one");
@@ -85,7 +91,11 @@ fn client() -> reqwest::Client {
     }
 }
 
-async fn send(client: &reqwest::Client, delivery: &Due, max_attempts: u32) -> Attempt {
+async fn send(client: &reqwest::Client, delivery: &Due, max_attempts: u32, allow_private: bool) -> Attempt {
+    // The config was checked at start; a delivery queued under another config is checked here.
+    if let Err(error) = super::target::check_url(&delivery.url, allow_private) {
+        return Attempt::Failed { error };
+    }
     let body = match serde_json::to_vec(&Event { event: delivery.event, alert: &delivery.alert }) {
         Ok(body) => body,
         Err(e) => return Attempt::Failed { error: format!("cannot encode the event: {e}") },
@@ -106,10 +116,11 @@ async fn send(client: &reqwest::Client, delivery: &Due, max_attempts: u32) -> At
 
 /// Delivers webhooks every half second until the collector stops.
 pub async fn run(collector: std::sync::Arc<crate::Collector>) {
-    let client = client();
-    let max_attempts = collector.config().monitoring.webhook_max_attempts.max(1);
+    let monitoring = &collector.config().monitoring;
+    let (allow_private, max_attempts) = (monitoring.webhook_allow_private, monitoring.webhook_max_attempts.max(1));
+    let client = client(allow_private);
     loop {
-        match deliver_due(collector.store(), &client, max_attempts, crate::now_ms()).await {
+        match deliver_due(collector.store(), &client, max_attempts, allow_private, crate::now_ms()).await {
             // More may be waiting: go on at once.
             Ok(n) if n > 0 => continue,
             Ok(_) => {}
@@ -155,7 +166,12 @@ mod tests {
             deliveries: Vec::new(),
         };
         let due = Due { id: 1, event: AlertState::Firing, url, attempts: 0, lease_until_ms: 0, alert };
-        let attempt = send(&client(), &due, 3).await;
+        let refused = send(&client(false), &due, 3, false).await;
+        assert!(
+            matches!(&refused, Attempt::Failed { error } if error.contains("webhook_allow_private")),
+            "a loopback receiver is refused unless allowed: {refused:?}"
+        );
+        let attempt = send(&client(true), &due, 3, true).await;
         assert!(matches!(&attempt, Attempt::Retry { error, .. } if error.contains("307")), "{attempt:?}");
         let followed = tokio::time::timeout(Duration::from_millis(300), elsewhere.accept()).await;
         assert!(followed.is_err(), "the redirect was followed");
