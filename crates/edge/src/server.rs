@@ -90,9 +90,7 @@ impl Host {
             .route("/v2/models/{model}/versions/{version}/infer", post(infer))
             .layer(DefaultBodyLimit::max(self.max_body_bytes));
         let mut modules = Router::new();
-        let routes = self.modules.routes();
-        let has_modules = !routes.is_empty();
-        for (route, name) in routes {
+        for (route, name) in self.modules.routes() {
             let handler = move |State(host): State<Arc<Host>>, request: axum::extract::Request| async move {
                 host.call_module(&name, request).await
             };
@@ -103,17 +101,19 @@ impl Host {
         }
         open.merge(self.guarded(admin, "admin"))
             .merge(self.guarded(models, "inference"))
-            // (A route layer needs routes to wrap.)
-            .merge(if has_modules { self.guarded(modules, "modules") } else { modules })
+            .merge(self.guarded(modules, "modules"))
             .fallback(|| async { Refusal(StatusCode::NOT_FOUND, "no such route; see /v2 for the API".to_owned()) })
             .with_state(self.clone())
     }
 
-    /// `routes` behind the group's tokens, if `[auth]` names the group.
+    /// `routes` behind the group's tokens, if `[auth]` names the group (a group without routes,
+    /// no modules, has nothing to wrap: axum refuses a route layer there).
     fn guarded(&self, routes: Router<Arc<Host>>, group: &'static str) -> Router<Arc<Host>> {
         match self.auth.gate(group) {
-            Some(gate) => routes.route_layer(axum::middleware::from_fn_with_state(gate, crate::auth::require)),
-            None => routes,
+            Some(gate) if routes.has_routes() => {
+                routes.route_layer(axum::middleware::from_fn_with_state(gate, crate::auth::require))
+            }
+            _ => routes,
         }
     }
 

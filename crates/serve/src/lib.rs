@@ -81,7 +81,9 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let open = Arc::new(Semaphore::new(limits.max_connections.clamp(1, Semaphore::MAX_PERMITS)));
+    // A permit per open connection (counted in a u32 when waiting for all of them).
+    let slots = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+    let open = Arc::new(Semaphore::new(slots));
     let shares = Shares::default();
     let (stop, stopping) = watch::channel(());
     let mut shutdown = pin!(shutdown);
@@ -115,7 +117,7 @@ pub async fn serve(
     drop(listener);
     drop(stop);
     // Every connection gives its permit back when it ends: all of them back means all done.
-    let all = u32::try_from(limits.max_connections.clamp(1, Semaphore::MAX_PERMITS)).unwrap_or(u32::MAX);
+    let all = u32::try_from(slots).unwrap_or(u32::MAX);
     if tokio::time::timeout(Limits::seconds(limits.drain_s), open.acquire_many(all)).await.is_err() {
         tracing::warn!(drain_s = limits.drain_s, "stopped with requests still in progress after the drain time");
     }

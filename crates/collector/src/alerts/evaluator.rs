@@ -83,10 +83,11 @@ pub async fn evaluate(
     let latest = latest_versions(&listed);
     let versions: BTreeSet<(String, String)> = listed.into_iter().map(|m| (m.name, m.version)).collect();
     let mut outcome = Outcome { rules: rules.len(), model_versions: versions.len(), ..Outcome::default() };
-    let pass = Pass { store, settings, metrics, now_ms, rules: &rules, latest: &latest };
-    for (model, version) in &versions {
+    let pass = Pass { store, settings, metrics, now_ms, rules: &rules };
+    for key @ (model, version) in &versions {
+        let newest = latest.contains(key);
         // One model version's failing read costs that version its verdicts, not the others theirs.
-        if let Err(e) = pass.version(model, version, &mut open, &mut outcome).await {
+        if let Err(e) = pass.version(model, version, newest, &mut open, &mut outcome).await {
             tracing::error!(%model, %version, error = %e, "evaluating a model version failed; the pass goes on");
             outcome.failed += 1;
         }
@@ -111,12 +112,10 @@ struct Pass<'a> {
     metrics: &'a Metrics,
     now_ms: i64,
     rules: &'a [Rule],
-    /// Each model's version with the latest batch: its gauges stay while it is silent (silence
-    /// is worth a graph); older versions' go once they have no traffic in the window.
-    latest: &'a BTreeSet<(String, String)>,
 }
 
-/// Each model's version with the most recent batch.
+/// Each model's version with the most recent batch: its gauges stay while it is silent (silence
+/// is worth a graph); older versions' go once they have no traffic in the window.
 fn latest_versions(versions: &[ModelVersion]) -> BTreeSet<(String, String)> {
     let mut latest: HashMap<&str, (Option<i64>, &str)> = HashMap::new();
     for v in versions {
@@ -132,11 +131,12 @@ type OpenAlerts = HashMap<(String, String, String, String), AlertRow>;
 
 impl Pass<'_> {
     /// Every rule on one model version: new subjects fire, subjects no longer firing resolve
-    /// (their alerts leave `open`).
+    /// (their alerts leave `open`). `newest`: its model's newest version (see [`latest_versions`]).
     async fn version(
         &self,
         model: &str,
         version: &str,
+        newest: bool,
         open: &mut OpenAlerts,
         outcome: &mut Outcome,
     ) -> Result<(), StoreError> {
@@ -157,8 +157,7 @@ impl Pass<'_> {
         }
         if let Some(j) = judged.get(&settings.window) {
             let signals = signals(j);
-            let current = self.latest.contains(&(model.to_owned(), version.to_owned()));
-            if current || signals.rows > 0 || signals.predictions > 0 {
+            if newest || signals.rows > 0 || signals.predictions > 0 {
                 self.metrics.model_signals(model, version, &signals);
             } else {
                 self.metrics.forget_model(model, version);
