@@ -25,6 +25,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -133,11 +134,24 @@ fn cargo() -> Command {
 
 fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("$ {cmd:?}");
+    let started = Instant::now();
     let status = cmd.status().with_context(|| format!("while starting {cmd:?}"))?;
+    took(cmd, started);
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
     }
     Ok(())
+}
+
+/// Each step's wall time, so a slow CI run shows which step to trim.
+fn took(cmd: &Command, started: Instant) {
+    let args: Vec<_> = cmd.get_args().take(3).map(|a| a.to_string_lossy().into_owned()).collect();
+    eprintln!(
+        "xtask: {} {} took {:.0} s",
+        cmd.get_program().to_string_lossy(),
+        args.join(" "),
+        started.elapsed().as_secs_f64()
+    );
 }
 
 fn output(cmd: &mut Command) -> Result<String> {
@@ -231,6 +245,7 @@ fn cargo_test(real_models: &Path) -> Result<Tally> {
     let mut cmd = cargo();
     cmd.args(["test", "--workspace"]).env("SEXTANT_REAL_MODELS", real_models).stdout(Stdio::piped());
     eprintln!("$ {cmd:?}");
+    let started = Instant::now();
     let mut child = cmd.spawn().context("while starting cargo test")?;
     let stdout = child.stdout.take().context("cargo test has no stdout")?;
     let mut tally = Tally::default();
@@ -252,6 +267,7 @@ fn cargo_test(real_models: &Path) -> Result<Tally> {
         }
     }
     let status = child.wait().context("while waiting for cargo test")?;
+    took(&cmd, started);
     if !status.success() {
         bail!("cargo test failed with {status}");
     }
