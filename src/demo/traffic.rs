@@ -230,7 +230,11 @@ impl Labeller {
                 truth: Truth::Class(truth.clone()),
             })
             .collect();
-        let sent = http.post(&self.url).bearer_auth(&self.key).json(&serde_json::json!({ "labels": labels })).send();
+        let sent = http
+            .post(&self.url)
+            .bearer_auth(&self.key)
+            .json(&serde_json::json!({ "model": scenario::EDGE_MODEL, "labels": labels }))
+            .send();
         match sent.await {
             Ok(r) if r.status().is_success() => {
                 let pairs: Vec<(String, String)> = due.into_iter().map(|(_, id, truth)| (id, truth)).collect();

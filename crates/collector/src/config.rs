@@ -18,6 +18,8 @@ pub struct Config {
     pub database: Database,
     /// Batches and label uploads being decoded or stored at once; beyond this, 429.
     pub max_in_flight: usize,
+    /// Reads (`GET /v1/…`) answered at once; one more waits up to 5 s for a slot, then gets 503.
+    pub max_reads_in_flight: usize,
     /// The `Retry-After` sent with 429 and 503 answers, in seconds.
     pub retry_after_s: u32,
     /// Largest request body, before decompression.
@@ -97,6 +99,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
             database: Database::Sqlite(PathBuf::from("sextant.db")),
             max_in_flight: 64,
+            max_reads_in_flight: 16,
             retry_after_s: 1,
             max_body_bytes: limits.max_body_bytes,
             max_decoded_bytes: limits.max_decoded_bytes,

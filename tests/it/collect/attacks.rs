@@ -218,8 +218,38 @@ async fn attacks(database: String) {
         reply["rejected"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
     assert!(reasons[0].contains("is of model \"victim\"; this key may write models shop-*"), "{reasons:?}");
     assert!(reasons[1].contains("is not stored (yet)"), "{reasons:?}");
-    let (_, victim) = get_json(&t.http, &url, &t.keys.read, "/v1/models/victim/versions/1/predictions?limit=1").await;
-    assert_eq!(victim["items"][0]["truth"]["class"], "c0", "{db}: the victim's label stands: {victim}");
+    let victim_truth = async || {
+        let (_, page) = get_json(&t.http, &url, &t.keys.read, "/v1/models/victim/versions/1/predictions?limit=1").await;
+        page["items"][0]["truth"]["class"].as_str().map(str::to_owned)
+    };
+    assert_eq!(victim_truth().await.as_deref(), Some("c0"), "{db}: the victim's label stands");
+    // Labels are each model's. Naming the victim's model is refused whole; naming its own, the
+    // app's label for `v0` is shop-cart's (ahead of any such prediction), not the victim's.
+    let labels_for = |key: &str, upload: serde_json::Value| {
+        t.http.post(format!("{url}/v1/labels")).bearer_auth(key).json(&upload).send()
+    };
+    let response = labels_for(&app, serde_json::json!({"model": "victim", "labels": [label("v0")]})).await.unwrap();
+    assert_eq!(response.status(), 403, "{db}");
+    let reply: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(reply["error"]["code"], "model_not_allowed", "{db}: {reply}");
+    let response = labels_for(&app, serde_json::json!({"model": "shop-cart", "labels": [label("v0")]})).await.unwrap();
+    let reply: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(reply["accepted"], 1, "{db}: {reply}");
+    assert_eq!(victim_truth().await.as_deref(), Some("c0"), "{db}: a label of another model with the same id");
+    // shop-cart's own `v0` takes the app's label when it comes.
+    let own = vec![predicted("v0".into(), now, Output::Class { label: "buy".into(), score: 0.8 })];
+    let (status, reply) = post_batch(&t.http, &url, &app, &hostile("scoped-v0", "shop-cart", own), JSON).await;
+    assert_eq!((status, reply["status"].as_str()), (200, Some("stored")), "{db}: {reply}");
+    let (_, cart) = get_json(&t.http, &url, &t.keys.read, "/v1/models/shop-cart/versions/1/predictions").await;
+    let truths: Vec<_> =
+        cart["items"].as_array().unwrap().iter().map(|p| (&p["prediction_id"], &p["truth"]["class"])).collect();
+    assert!(truths.contains(&(&"v0".into(), &"fake".into())), "{db}: {cart}");
+    // `v0` is now stored under two models: a label that names neither is refused.
+    let response = labels_for(&t.keys.ingest, serde_json::json!({"labels": [label("v0")]})).await.unwrap();
+    let reply: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(reply["accepted"], 0, "{db}: {reply}");
+    let reason = reply["rejected"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("is stored under models shop-cart, victim: name the one labelled"), "{reason}");
     // Batch ids and sessions are each model version's: the app claiming the id the honest
     // client sends next, in its session with huge loss totals, changes nothing of the honest one's.
     let mut claim = hostile("honest-claimed", "shop-cart", Vec::new());
@@ -281,6 +311,27 @@ async fn attacks(database: String) {
     }
     let after = held.elapsed();
     assert!(after >= Duration::from_secs(9), "{db}: held until the header timeout, not {after:?}");
+
+    // 10. A read flood: 300 reads of a year of daily windows at once, from a read key (a
+    // dashboard left open to the world). Each holds one of `max_reads_in_flight` slots while it
+    // is answered; the rest wait a moment, then get 503; uploads have slots of their own.
+    let path = format!("/v1/models/victim/performance?window=1d&windows=366&at={now}");
+    let mut reads = tokio::task::JoinSet::new();
+    for _ in 0..STALLED {
+        let (http, url, key, path) = (t.http.clone(), url.clone(), t.keys.read.clone(), path.clone());
+        reads.spawn(async move { get_json(&http, &url, &key, &path).await });
+    }
+    honest.push(t.honest("honest-beside-reads").await);
+    let (mut answered, mut busy) = (0, 0);
+    while let Some(read) = reads.join_next().await {
+        match read.unwrap() {
+            (200, _) => answered += 1,
+            (503, body) if body["error"]["code"] == "reads_busy" => busy += 1,
+            (status, body) => panic!("{db}: a flooded read answered {status}: {body}"),
+        }
+    }
+    eprintln!("{db}: read flood: {answered} answered, {busy} refused as busy");
+    assert!(answered >= 16, "{db}: reads are served through a flood ({answered})");
 
     honest.push(t.honest("honest-last").await);
     let (status, _) = get_json(&t.http, &url, &t.keys.read, "/v1/models").await;

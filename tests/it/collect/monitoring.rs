@@ -485,28 +485,29 @@ async fn labels_join_in_any_order_corrections_replace_and_compaction_changes_not
             let c = &perf["current"]["classification"];
             (c["n"].as_u64().unwrap(), c["accuracy"]["value"].as_f64().unwrap())
         };
-        let post_labels = async |labels: Vec<telemetry::Label>| {
+        let post_labels = async |model: Option<&str>, labels: Vec<telemetry::Label>| {
             let response = s
                 .http
                 .post(format!("{}/v1/labels", s.url))
                 .bearer_auth(&s.keys.ingest)
-                .json(&serde_json::json!({ "labels": labels }))
+                .json(&serde_json::json!({ "model": model, "labels": labels }))
                 .send()
                 .await
                 .unwrap();
             assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
         };
-        // Labels for x/0..4 come first (truth class_1), then the predictions (class i % 3) with
-        // in-batch labels for x/5..9 that agree with them.
-        post_labels((0..5).map(|i| label(&format!("x/{i}"), "class_1")).collect()).await;
+        // Labels for x/0..4 come first (truth class_1, their model named: no prediction tells it
+        // yet), then the predictions (class i % 3) with in-batch labels for x/5..9 that agree.
+        post_labels(Some("wine"), (0..5).map(|i| label(&format!("x/{i}"), "class_1")).collect()).await;
         let mut records = predictions("x", 10, now);
         records.extend((5..10).map(|i| Record::Label(label(&format!("x/{i}"), CLASSES[i % 3]))));
         send(&s, "1", "x", records).await;
         assert_eq!(accuracy().await, (10, 0.7), "{db:?}: x/1 and x/4 right of the early five, all late five");
-        // A correction replaces its label's pair; the same label again changes nothing.
-        post_labels(vec![label("x/0", "class_0")]).await;
+        // A correction replaces its label's pair; the same label again changes nothing (without a
+        // model named, it is for the one model its prediction is stored under).
+        post_labels(None, vec![label("x/0", "class_0")]).await;
         assert_eq!(accuracy().await, (10, 0.8));
-        post_labels(vec![label("x/0", "class_0")]).await;
+        post_labels(Some("wine"), vec![label("x/0", "class_0")]).await;
         assert_eq!(accuracy().await, (10, 0.8));
 
         // More batches in the same minute, then compaction: one row per minute, same window.

@@ -16,9 +16,9 @@ use super::error::{ApiError, ApiQuery};
 use super::{Collector, MAX_ID_BYTES};
 use crate::acceptance::Acceptance;
 use crate::admission::{Refused, Slot};
-use crate::keys::{KeyInfo, Role, Scope};
+use crate::keys::{KeyInfo, Role};
 use crate::metrics::Metrics;
-use crate::store::{Incoming, Ingested};
+use crate::store::{Incoming, Ingested, ModelLabels};
 
 impl Collector {
     /// A slot for one upload, or 429: bounded work instead of a growing queue.
@@ -263,10 +263,13 @@ impl RecordCounts {
     }
 }
 
-/// The body of `POST /v1/labels`.
+/// The body of `POST /v1/labels`: ground truth for predictions of `model` (by name, any
+/// version). Without a model, each label is for the one model its prediction is stored under.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct LabelUpload {
     pub labels: Vec<Label>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 /// What `POST /v1/labels` answers.
@@ -286,6 +289,20 @@ pub(super) async fn labels(
     let format = format_of(&headers)?;
     let bytes = read_body(&c, body).await?;
     let upload: LabelUpload = decode_labels(&c, &bytes, format)?;
+    if let Some(model) = &upload.model {
+        telemetry::check_name("model name", model).map_err(|message| {
+            c.metrics.refused("malformed");
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_labels", message)
+        })?;
+        if !key.scope.allows(model) {
+            c.metrics.refused("forbidden");
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "model_not_allowed",
+                format!("key {:?} may write {}; these labels are for model {model:?}", key.name, key.scope),
+            ));
+        }
+    }
     let mut valid = Vec::with_capacity(upload.labels.len());
     let mut rejected = Vec::new();
     let mut acceptance = c.acceptance();
@@ -300,8 +317,9 @@ pub(super) async fn labels(
             }
         }
     }
-    let valid = in_scope(&c, &key, valid, &mut rejected).await?;
-    let accepted = valid.len();
+    let valid = by_model(&c, &key, upload.model, valid, &mut rejected).await?;
+    rejected.sort_by_key(|d| d.index);
+    let accepted = valid.values().map(Vec::len).sum();
     let started = Instant::now();
     c.store.put_labels(valid).await.map_err(ApiError::storage)?;
     c.metrics.storage("labels", started.elapsed().as_secs_f64());
@@ -312,41 +330,41 @@ pub(super) async fn labels(
     Ok(axum::Json(LabelsReply { accepted, rejected }).into_response())
 }
 
-/// The labels a scoped key may write: those for predictions stored under a model in its scope.
-/// A label that comes before its prediction is refused (send it again once the batch is in): a
-/// key must not write ground truth for another model's predictions.
-async fn in_scope(
+/// Each label under its model: the upload's, or else the one model its prediction is stored
+/// under, if this key may write it. Without a model named, a label for a prediction not stored
+/// (yet), or stored under several models, is refused: its model is not known.
+async fn by_model(
     c: &Collector,
     key: &KeyInfo,
+    model: Option<String>,
     labels: Vec<(usize, Label)>,
     rejected: &mut Vec<Diagnostic>,
-) -> Result<Vec<Label>, ApiError> {
-    if key.scope == Scope::All {
-        return Ok(labels.into_iter().map(|(_, label)| label).collect());
+) -> Result<ModelLabels, ApiError> {
+    if let Some(model) = model {
+        return Ok(ModelLabels::from([(model, labels.into_iter().map(|(_, label)| label).collect())]));
     }
     let ids = labels.iter().map(|(_, l)| l.prediction_id.clone()).collect();
     let models = c.store.prediction_models(ids).await.map_err(ApiError::storage)?;
-    let mut allowed = Vec::with_capacity(labels.len());
+    let mut by_model = ModelLabels::new();
     for (index, label) in labels {
-        match models.get(&label.prediction_id) {
-            Some(model) if key.scope.allows(model) => allowed.push(label),
-            Some(model) => rejected.push(Diagnostic {
-                index,
-                reason: format!(
-                    "prediction {:?} is of model {model:?}; this key may write {}",
-                    label.prediction_id, key.scope
-                ),
-            }),
-            None => rejected.push(Diagnostic {
-                index,
-                reason: format!(
-                    "prediction {:?} is not stored (yet): a key scoped to {} labels only stored predictions",
-                    label.prediction_id, key.scope
-                ),
-            }),
-        }
+        let id = &label.prediction_id;
+        let reason = match models.get(id).map(Vec::as_slice).unwrap_or_default() {
+            [model] if key.scope.allows(model) => {
+                by_model.entry(model.clone()).or_default().push(label);
+                continue;
+            }
+            [model] => format!("prediction {id:?} is of model {model:?}; this key may write {}", key.scope),
+            [] => format!(
+                "prediction {id:?} is not stored (yet): name its model (\"model\" in the upload) to label it ahead"
+            ),
+            several => format!(
+                "prediction {id:?} is stored under models {}: name the one labelled (\"model\" in the upload)",
+                several.join(", ")
+            ),
+        };
+        rejected.push(Diagnostic { index, reason });
     }
-    Ok(allowed)
+    Ok(by_model)
 }
 
 /// Decodes a label upload with the bounds of batches: inflated within the limits, its labels

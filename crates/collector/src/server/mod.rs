@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `POST /v1/batches` | ingest | a telemetry batch (JSON or MessagePack, optionally gzip) |
 //! | `POST /v1/beacon?key=&encoding=` | ingest (in the query) | the same, from `navigator.sendBeacon` (no headers) |
-//! | `POST /v1/labels` | ingest | `{"labels": [..]}`: ground truth for earlier predictions |
+//! | `POST /v1/labels` | ingest | `{"model", "labels": [..]}`: ground truth for a model's predictions |
 //! | `GET /v1/models/{m}/versions/{v}/profile` | any | the reference profile clients count against |
 //! | `PUT /v1/models/{m}/versions/{v}/profile` | admin | upload a profile (`sextant profile build`'s JSON) |
 //! | `GET /v1/models` | read | model versions heard from, with counts and losses |
@@ -77,7 +77,12 @@ impl Collector {
     pub fn new(store: Box<dyn Store>, config: Config) -> Arc<Collector> {
         Arc::new(Collector {
             store,
-            admission: Admission::new(config.max_in_flight, config.decode_budget_bytes, config.max_decoded_bytes),
+            admission: Admission::new(
+                config.max_in_flight,
+                config.max_reads_in_flight,
+                config.decode_budget_bytes,
+                config.max_decoded_bytes,
+            ),
             health: Arc::default(),
             config,
             metrics: Metrics::default(),
@@ -111,6 +116,7 @@ impl Collector {
             .merge(crate::dashboard::routes())
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics))
+            .layer(axum::middleware::from_fn_with_state(self.clone(), read_slot))
             .with_state(self.clone());
         match cors(&self.config.cors_origins) {
             Some(layer) => router.layer(layer),
@@ -189,6 +195,31 @@ pub async fn serve(
     webhooks.abort();
     compactor.abort();
     served
+}
+
+/// How long a read waits for a read slot before 503.
+const READ_WAIT: Duration = Duration::from_secs(5);
+
+/// Every `GET /v1/…` holds a read slot (`max_reads_in_flight`) while it is answered: reads queue
+/// briefly and are then refused, instead of opening database work without bound. The dashboard's
+/// files, `/healthz` and `/metrics` come from memory and take none.
+async fn read_slot(
+    State(c): State<Arc<Collector>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.method() != Method::GET || !request.uri().path().starts_with("/v1/") {
+        return next.run(request).await;
+    }
+    match c.admission.read(READ_WAIT).await {
+        Ok(_slot) => next.run(request).await,
+        Err(refused) => {
+            c.metrics.refused("overloaded");
+            ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "reads_busy", refused.to_string())
+                .retry_after(c.config.retry_after_s)
+                .into_response()
+        }
+    }
 }
 
 /// Liveness: `ok`, and a line per background task that restarted after a panic.

@@ -18,7 +18,7 @@ mod sql;
 mod sqlite;
 mod writes;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -60,6 +60,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(3, "key_scopes", "0003_key_scopes"),
     migration!(4, "ids_per_model", "0004_ids_per_model"),
     migration!(5, "models_per_key", "0005_models_per_key"),
+    migration!(6, "labels_per_model", "0006_labels_per_model"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -184,6 +185,12 @@ pub enum RecordKind {
     Errors,
 }
 
+/// Labels by the model (name) whose predictions they are for.
+pub type ModelLabels = BTreeMap<String, Vec<Label>>;
+
+/// Per prediction id, the model names it is stored under.
+pub type PredictionModels = HashMap<String, Vec<String>>;
+
 /// Where a page starts and how long it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRequest {
@@ -196,8 +203,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Commits a batch's records, or nothing if its `batch_id` is already stored. Returns only once
     /// the outcome is durable.
     fn ingest(&self, incoming: Incoming) -> BoxFuture<'_, Result<Ingested, StoreError>>;
-    /// Stores labels; a later label for the same prediction replaces the earlier one.
-    fn put_labels(&self, labels: Vec<Label>) -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// Stores labels, per model name, in one transaction; a later label for the same prediction
+    /// of the same model replaces the earlier one.
+    fn put_labels(&self, labels: ModelLabels) -> BoxFuture<'_, Result<u64, StoreError>>;
     fn put_profile(&self, model: String, version: String, body: String) -> BoxFuture<'_, Result<(), StoreError>>;
     fn profile(&self, model: String, version: String) -> BoxFuture<'_, Result<Option<String>, StoreError>>;
     fn models(&self) -> BoxFuture<'_, Result<Vec<ModelSummary>, StoreError>>;
@@ -223,9 +231,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The live (not revoked) key with this digest.
     fn find_key(&self, digest: String) -> BoxFuture<'_, Result<Option<KeyInfo>, StoreError>>;
     fn keys(&self) -> BoxFuture<'_, Result<Vec<KeyInfo>, StoreError>>;
-    /// The model name each of these predictions is stored under (the first stored, per id);
-    /// ids not stored are absent.
-    fn prediction_models(&self, ids: Vec<String>) -> BoxFuture<'_, Result<HashMap<String, String>, StoreError>>;
+    /// The model names each of these predictions is stored under, sorted; ids not stored are
+    /// absent.
+    fn prediction_models(&self, ids: Vec<String>) -> BoxFuture<'_, Result<PredictionModels, StoreError>>;
     /// Revokes a key; false if there is no such live key.
     fn revoke_key(&self, id: i64) -> BoxFuture<'_, Result<bool, StoreError>>;
 

@@ -9,8 +9,8 @@ use telemetry::{Label, Truth};
 use super::conn::{Arg, Conn, ConnExt, Dialect, Sql};
 use super::writes::{self, BatchRows, LabelRows};
 use super::{
-    BatchRow, Incoming, Ingested, MIGRATIONS, ModelSummary, ModelVersion, NewKey, Page, PageRequest, RecordKind,
-    StoreError, rows, sql,
+    BatchRow, Incoming, Ingested, MIGRATIONS, ModelLabels, ModelSummary, ModelVersion, NewKey, Page, PageRequest,
+    PredictionModels, RecordKind, StoreError, rows, sql,
 };
 use crate::alerts::{AlertQuery, AlertRow, AlertState, Attempt, Due, NewAlert};
 use crate::keys::{KeyInfo, Role, Scope};
@@ -119,7 +119,8 @@ pub(super) async fn ingest(c: &impl Conn, incoming: &Incoming, model_id: i64, no
     .await?;
 
     // What the batch adds to its minutes, with the labels that came before their predictions.
-    let known = if rows.ids.is_empty() { HashMap::new() } else { truths(c, &sql::LABELS_OF, &rows.ids).await? };
+    let model = &batch.model.name;
+    let known = if rows.ids.is_empty() { HashMap::new() } else { truths(c, &sql::LABELS_OF, model, &rows.ids).await? };
     for (minute, rollup) in rollup::of_batch(batch, &known) {
         insert_rollup(c, model_id, minute, &rollup).await?;
     }
@@ -153,14 +154,14 @@ pub(super) async fn ingest(c: &impl Conn, incoming: &Incoming, model_id: i64, no
         )
         .await?;
     }
-    put_labels(c, rows.labels, now_ms).await?;
+    put_model_labels(c, model, rows.labels, now_ms).await?;
     Ok(Ingested::Stored)
 }
 
-/// The stored truths of these predictions.
-async fn truths(c: &impl Conn, statement: &Sql, ids: &[&str]) -> Result<HashMap<String, Truth>> {
+/// The stored truths of these predictions of `model`.
+async fn truths(c: &impl Conn, statement: &Sql, model: &str, ids: &[&str]) -> Result<HashMap<String, Truth>> {
     let mut truths = HashMap::new();
-    for mut r in c.query(statement, &[Arg::Texts(ids)]).await? {
+    for mut r in c.query(statement, &[Arg::Text(model), Arg::Texts(ids)]).await? {
         let id = r.text(0)?;
         if let Some(truth) = writes::truth_of(r.opt_text(1)?, r.opt_real(2)?) {
             truths.insert(id, truth);
@@ -169,17 +170,26 @@ async fn truths(c: &impl Conn, statement: &Sql, ids: &[&str]) -> Result<HashMap<
     Ok(truths)
 }
 
-/// Stores labels (the last per prediction wins) and what they change in their predictions'
-/// minutes; the number of labels stored.
-pub(super) async fn put_labels(c: &impl Conn, labels: Vec<Label>, now_ms: i64) -> Result<u64> {
+/// Stores each model's labels; the number stored.
+pub(super) async fn put_labels(c: &impl Conn, labels: ModelLabels, now_ms: i64) -> Result<u64> {
+    let mut stored = 0;
+    for (model, labels) in labels {
+        stored += put_model_labels(c, &model, labels, now_ms).await?;
+    }
+    Ok(stored)
+}
+
+/// Stores labels for `model`'s predictions (the last per prediction wins) and what they change
+/// in those predictions' minutes; the number of labels stored.
+async fn put_model_labels(c: &impl Conn, model: &str, labels: Vec<Label>, now_ms: i64) -> Result<u64> {
     if labels.is_empty() {
         return Ok(0);
     }
     let labels = LabelRows::of(labels)?;
     let ids = labels.ids();
-    let old = truths(c, &sql::LABELS_OF_FOR_UPDATE, &ids).await?;
+    let old = truths(c, &sql::LABELS_OF_FOR_UPDATE, model, &ids).await?;
     let mut predicted: HashMap<String, (i64, Predicted)> = HashMap::new();
-    for mut r in c.query(&sql::PREDICTIONS_OF, &[Arg::Texts(&ids)]).await? {
+    for mut r in c.query(&sql::PREDICTIONS_OF, &[Arg::Text(model), Arg::Texts(&ids)]).await? {
         let id = r.text(0)?;
         let p = (r.int(1)?, Predicted { timestamp_ms: r.int(2)?, label: r.opt_text(3)?, value: r.opt_real(4)? });
         // The oldest prediction with this id counts.
@@ -188,7 +198,7 @@ pub(super) async fn put_labels(c: &impl Conn, labels: Vec<Label>, now_ms: i64) -
     for ((model_id, minute), rollup) in labels.rollups(&predicted, &old) {
         insert_rollup(c, model_id, minute, &rollup).await?;
     }
-    c.execute(&sql::UPSERT_LABELS, &[Arg::Text(&labels.rows), Arg::Int(now_ms)]).await
+    c.execute(&sql::UPSERT_LABELS, &[Arg::Text(model), Arg::Text(&labels.rows), Arg::Int(now_ms)]).await
 }
 
 async fn insert_rollup(c: &impl Conn, model_id: i64, minute: i64, rollup: &Rollup) -> Result<()> {
@@ -275,13 +285,13 @@ pub(super) async fn create_first_keys(c: &impl Conn, keys: Vec<NewKey>, now_ms: 
     Ok(Some(made))
 }
 
-pub(super) async fn prediction_models(c: &impl Conn, ids: &[String]) -> Result<HashMap<String, String>> {
+pub(super) async fn prediction_models(c: &impl Conn, ids: &[String]) -> Result<PredictionModels> {
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let mut models = HashMap::new();
+    let mut models = PredictionModels::new();
     for mut r in c.query(&sql::MODELS_OF_PREDICTIONS, &[Arg::Texts(&ids)]).await? {
         let id = r.text(0)?;
         let model = r.text(1)?;
-        models.entry(id).or_insert(model);
+        models.entry(id).or_default().push(model);
     }
     Ok(models)
 }

@@ -6,19 +6,17 @@
 //! predictions go in with one statement. PostgreSQL's own group commit merges the fsyncs of
 //! concurrent transactions.
 
-use std::collections::HashMap;
 use std::error::Error;
 
 use deadpool_postgres::{GenericClient, Pool, PoolConfig, Runtime};
-use telemetry::Label;
 use tokio_postgres::NoTls;
 use tokio_postgres::types::private::BytesMut;
 use tokio_postgres::types::{IsNull, ToSql, Type};
 
 use super::conn::{Arg, Conn, Dialect, Row, Sql, Value};
 use super::{
-    BatchRow, BoxFuture, Compacted, Incoming, Ingested, ModelIds, ModelSummary, ModelVersion, NewKey, Page,
-    PageRequest, RecordKind, Store, StoreError, ops,
+    BatchRow, BoxFuture, Compacted, Incoming, Ingested, ModelIds, ModelLabels, ModelSummary, ModelVersion, NewKey,
+    Page, PageRequest, PredictionModels, RecordKind, Store, StoreError, ops,
 };
 use crate::alerts::{AlertQuery, AlertRow, Attempt, Due, NewAlert};
 use crate::config::Database;
@@ -112,7 +110,7 @@ impl Store for PostgresStore {
         })
     }
 
-    fn put_labels(&self, labels: Vec<Label>) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn put_labels(&self, labels: ModelLabels) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move { transaction!(self, |tx| ops::put_labels(&tx, labels, crate::now_ms())) })
     }
 
@@ -163,7 +161,7 @@ impl Store for PostgresStore {
         })
     }
 
-    fn prediction_models(&self, ids: Vec<String>) -> BoxFuture<'_, Result<HashMap<String, String>, StoreError>> {
+    fn prediction_models(&self, ids: Vec<String>) -> BoxFuture<'_, Result<PredictionModels, StoreError>> {
         Box::pin(self.with_client(async move |c| ops::prediction_models(c, &ids).await))
     }
 

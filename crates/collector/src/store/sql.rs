@@ -66,40 +66,45 @@ pub(super) const INSERT_ROLLUP: Sql = Sql::Both("INSERT INTO rollups (model_id, 
 
 /// The stored truths of these predictions.
 pub(super) const LABELS_OF: Sql = pair!(
-    "SELECT prediction_id, truth_class, truth_value FROM labels WHERE prediction_id IN (SELECT value FROM json_each($1))",
-    "SELECT prediction_id, truth_class, truth_value FROM labels WHERE prediction_id = ANY($1)",
+    "SELECT prediction_id, truth_class, truth_value FROM labels
+     WHERE model = $1 AND prediction_id IN (SELECT value FROM json_each($2))",
+    "SELECT prediction_id, truth_class, truth_value FROM labels WHERE model = $1 AND prediction_id = ANY($2)",
 );
 /// The same, locked until commit: two corrections of one prediction at once take back the right
 /// pair. SQLite's single writer needs no lock.
 pub(super) const LABELS_OF_FOR_UPDATE: Sql = pair!(
-    "SELECT prediction_id, truth_class, truth_value FROM labels WHERE prediction_id IN (SELECT value FROM json_each($1))",
-    "SELECT prediction_id, truth_class, truth_value FROM labels WHERE prediction_id = ANY($1) FOR UPDATE",
+    "SELECT prediction_id, truth_class, truth_value FROM labels
+     WHERE model = $1 AND prediction_id IN (SELECT value FROM json_each($2))",
+    "SELECT prediction_id, truth_class, truth_value FROM labels WHERE model = $1 AND prediction_id = ANY($2) FOR UPDATE",
 );
-/// The predictions these labels are for, oldest first (the first one per id counts).
+/// The predictions of model `$1` (any version) these labels are for, oldest first (the first
+/// one per id counts).
 pub(super) const PREDICTIONS_OF: Sql = pair!(
-    "SELECT prediction_id, model_id, timestamp_ms, label, value FROM predictions
-     WHERE prediction_id IN (SELECT value FROM json_each($1)) ORDER BY seq",
-    "SELECT prediction_id, model_id, timestamp_ms, label, value FROM predictions
-     WHERE prediction_id = ANY($1) ORDER BY seq",
+    "SELECT p.prediction_id, p.model_id, p.timestamp_ms, p.label, p.value FROM predictions p
+     JOIN models m ON m.id = p.model_id
+     WHERE m.name = $1 AND p.prediction_id IN (SELECT value FROM json_each($2)) ORDER BY p.seq",
+    "SELECT p.prediction_id, p.model_id, p.timestamp_ms, p.label, p.value FROM predictions p
+     JOIN models m ON m.id = p.model_id
+     WHERE m.name = $1 AND p.prediction_id = ANY($2) ORDER BY p.seq",
 );
-/// The model name of each of these predictions, oldest first.
+/// The model names each of these predictions is stored under, sorted.
 pub(super) const MODELS_OF_PREDICTIONS: Sql = pair!(
-    "SELECT p.prediction_id, m.name FROM predictions p JOIN models m ON m.id = p.model_id
-     WHERE p.prediction_id IN (SELECT value FROM json_each($1)) ORDER BY p.seq",
-    "SELECT p.prediction_id, m.name FROM predictions p JOIN models m ON m.id = p.model_id
-     WHERE p.prediction_id = ANY($1) ORDER BY p.seq",
+    "SELECT DISTINCT p.prediction_id, m.name FROM predictions p JOIN models m ON m.id = p.model_id
+     WHERE p.prediction_id IN (SELECT value FROM json_each($1)) ORDER BY p.prediction_id, m.name",
+    "SELECT DISTINCT p.prediction_id, m.name FROM predictions p JOIN models m ON m.id = p.model_id
+     WHERE p.prediction_id = ANY($1) ORDER BY p.prediction_id, m.name",
 );
 /// Rows: `[prediction_id, timestamp_ms, truth_class, truth_value]` (`writes::LabelRows`); a later
 /// label replaces an earlier one. (SQLite needs the `WHERE` to parse `ON CONFLICT` after a
 /// `SELECT`.)
 pub(super) const UPSERT_LABELS: Sql = pair!(
-    "INSERT INTO labels (prediction_id, timestamp_ms, truth_class, truth_value, received_ms)
-     SELECT r.value->>0, r.value->>1, r.value->>2, r.value->>3, $2 FROM json_each($1) AS r WHERE true
-     ON CONFLICT (prediction_id) DO UPDATE SET timestamp_ms = excluded.timestamp_ms,
+    "INSERT INTO labels (model, prediction_id, timestamp_ms, truth_class, truth_value, received_ms)
+     SELECT $1, r.value->>0, r.value->>1, r.value->>2, r.value->>3, $3 FROM json_each($2) AS r WHERE true
+     ON CONFLICT (model, prediction_id) DO UPDATE SET timestamp_ms = excluded.timestamp_ms,
          truth_class = excluded.truth_class, truth_value = excluded.truth_value, received_ms = excluded.received_ms",
-    "INSERT INTO labels (prediction_id, timestamp_ms, truth_class, truth_value, received_ms)
-     SELECT r->>0, (r->>1)::bigint, r->>2, (r->>3)::float8, $2 FROM jsonb_array_elements($1::text::jsonb) AS r
-     ON CONFLICT (prediction_id) DO UPDATE SET timestamp_ms = excluded.timestamp_ms,
+    "INSERT INTO labels (model, prediction_id, timestamp_ms, truth_class, truth_value, received_ms)
+     SELECT $1, r->>0, (r->>1)::bigint, r->>2, (r->>3)::float8, $3 FROM jsonb_array_elements($2::text::jsonb) AS r
+     ON CONFLICT (model, prediction_id) DO UPDATE SET timestamp_ms = excluded.timestamp_ms,
          truth_class = excluded.truth_class, truth_value = excluded.truth_value, received_ms = excluded.received_ms",
 );
 
@@ -138,7 +143,7 @@ pub(super) const BATCHES: Sql = Sql::Both(
 pub(super) const PREDICTIONS: Sql = Sql::Both(
     "SELECT p.seq, p.prediction_id, p.timestamp_ms, p.latency_us, p.engine, p.label, p.score,
             p.value, p.top_k, l.truth_class, l.truth_value
-     FROM predictions p LEFT JOIN labels l ON l.prediction_id = p.prediction_id
+     FROM predictions p LEFT JOIN labels l ON l.model = $1 AND l.prediction_id = p.prediction_id
      WHERE p.model_id IN (SELECT id FROM models WHERE name = $1 AND version = $2)
        AND p.seq > $3 ORDER BY p.seq LIMIT $4",
 );

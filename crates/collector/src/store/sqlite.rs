@@ -6,19 +6,17 @@
 //! commit, so an acknowledged batch is durable. Reads use their own connections on the blocking
 //! pool and never wait for the writer (WAL).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, params_from_iter};
-use telemetry::Label;
 use tokio::sync::{mpsc, oneshot};
 
 use super::conn::{Arg, Conn, Dialect, Row, Sql, Value, ready};
 use super::{
-    BatchRow, BoxFuture, Compacted, Incoming, Ingested, ModelIds, ModelSummary, ModelVersion, NewKey, Page,
-    PageRequest, RecordKind, Store, StoreError, ops,
+    BatchRow, BoxFuture, Compacted, Incoming, Ingested, ModelIds, ModelLabels, ModelSummary, ModelVersion, NewKey,
+    Page, PageRequest, PredictionModels, RecordKind, Store, StoreError, ops,
 };
 use crate::alerts::{AlertQuery, AlertRow, Attempt, Due, NewAlert};
 use crate::keys::{KeyInfo, Role, Scope};
@@ -26,6 +24,8 @@ use crate::monitor::{Span, WindowData};
 
 /// Jobs committed in one transaction at most.
 const MAX_GROUP: usize = 256;
+/// Read connections open at once (each with its page cache); more reads wait for one.
+const READERS: usize = 8;
 
 /// Called after the group's commit with its outcome.
 type Finish = Box<dyn FnOnce(Result<(), &rusqlite::Error>) + Send>;
@@ -37,6 +37,7 @@ pub(super) struct SqliteStore {
     path: PathBuf,
     jobs: mpsc::Sender<Job>,
     readers: std::sync::Arc<Mutex<Vec<Connection>>>,
+    reading: std::sync::Arc<tokio::sync::Semaphore>,
     model_ids: std::sync::Arc<ModelIds>,
 }
 
@@ -76,7 +77,13 @@ impl SqliteStore {
             .name("sqlite-writer".into())
             .spawn(move || writer(conn, queue))
             .map_err(|e| StoreError::Open { database: path.display().to_string(), message: e.to_string() })?;
-        Ok(SqliteStore { path, jobs, readers: Default::default(), model_ids: Default::default() })
+        Ok(SqliteStore {
+            path,
+            jobs,
+            readers: Default::default(),
+            reading: std::sync::Arc::new(tokio::sync::Semaphore::new(READERS)),
+            model_ids: Default::default(),
+        })
     }
 
     /// Runs `f` in the writer's next group commit; returns once that commit is durable.
@@ -103,12 +110,18 @@ impl SqliteStore {
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
-    /// Runs `f` on a read connection, on the blocking pool.
+    /// Runs `f` on a read connection, on the blocking pool, once one of the [`READERS`] is free.
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        let reader = self
+            .reading
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| StoreError::Corrupt { what: "reader pool", message: e.to_string() })?;
         let path = self.path.clone();
         let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || {
@@ -122,11 +135,10 @@ impl SqliteStore {
                 }
             };
             let result = f(&conn);
-            if let Ok(mut r) = readers.lock()
-                && r.len() < 8
-            {
+            if let Ok(mut r) = readers.lock() {
                 r.push(conn);
             }
+            drop(reader);
             result
         })
         .await
@@ -275,7 +287,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn put_labels(&self, labels: Vec<Label>) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn put_labels(&self, labels: ModelLabels) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(self.write(move |conn| ready(ops::put_labels(conn, labels, crate::now_ms()))))
     }
 
@@ -320,7 +332,7 @@ impl Store for SqliteStore {
         Box::pin(self.write(move |conn| ready(ops::create_first_keys(conn, keys, crate::now_ms()))))
     }
 
-    fn prediction_models(&self, ids: Vec<String>) -> BoxFuture<'_, Result<HashMap<String, String>, StoreError>> {
+    fn prediction_models(&self, ids: Vec<String>) -> BoxFuture<'_, Result<PredictionModels, StoreError>> {
         Box::pin(self.read(move |conn| ready(ops::prediction_models(conn, &ids))))
     }
 
@@ -412,7 +424,7 @@ mod tests {
     /// A database an older collector made keeps its rows, and its batch sequence, through the
     /// later migrations (SQLite rebuilds tables for some of them).
     #[test]
-    fn a_version_3_database_keeps_its_rows_and_sequence_through_later_migrations() {
+    fn a_version_3_database_keeps_its_rows_sequence_and_labels_through_later_migrations() {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(
             "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms INTEGER NOT NULL)",
@@ -427,7 +439,11 @@ mod tests {
              INSERT INTO batches (seq, batch_id, session, model_id, source_kind, source_node, sdk_version, key_id,
                                   received_ms, records, rejected, predictions)
              VALUES (7, 'b-1', 's', 1, 'native', 'n', '0', 3, 0, 1, 0, 1);
-             INSERT INTO sessions (session, model_id, dropped, unconfirmed) VALUES ('s', 1, 5, 6);",
+             INSERT INTO sessions (session, model_id, dropped, unconfirmed) VALUES ('s', 1, 5, 6);
+             INSERT INTO predictions (batch_seq, model_id, prediction_id, timestamp_ms, latency_us, engine)
+             VALUES (7, 2, 'p', 0, 1, 'cpu'), (7, 1, 'p', 0, 1, 'cpu');
+             INSERT INTO labels (prediction_id, timestamp_ms, truth_class, received_ms)
+             VALUES ('p', 0, 'x', 0), ('ahead', 0, 'y', 0);",
         )
         .unwrap();
         migrate(&mut conn).unwrap();
@@ -449,5 +465,14 @@ mod tests {
         assert_eq!(session, (1, 5, 6));
         let key: i64 = conn.query_row("SELECT key_id FROM batches WHERE seq = 7", [], |r| r.get(0)).unwrap();
         assert_eq!(key, 3);
+        let labels: Vec<(String, String)> = conn
+            .prepare("SELECT model, prediction_id FROM labels ORDER BY prediction_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expected = [("", "ahead"), ("b", "p")].map(|(m, p)| (m.to_owned(), p.to_owned()));
+        assert_eq!(labels, expected, "a label takes the model of the oldest prediction with its id");
     }
 }
