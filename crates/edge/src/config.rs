@@ -43,6 +43,8 @@
 //! url = "https://collector.example.com"
 //! key = "sxt_…"                 # an ingest key
 //! spool = "spool"               # unsent batches survive outages and restarts here
+//! spool_max_bytes = 268435456   # per model (the spool is also held in memory); beyond: oldest dropped, counted
+//! spool_max_age_s = 518400      # batches older than this (6 days) are dropped, counted
 //! ```
 
 use std::collections::BTreeMap;
@@ -88,10 +90,27 @@ pub struct CollectorConfig {
     /// Unsent batches, one folder per model (relative to the file; default `spool`).
     #[serde(default = "default_spool")]
     pub spool: PathBuf,
+    /// Bytes of unsent batches kept per model, on disk and in memory: the oldest beyond are
+    /// dropped and counted in the loss totals. The default holds about a day and a half of an
+    /// outage at 20 predictions a second per model.
+    #[serde(default = "default_spool_max_bytes")]
+    pub spool_max_bytes: usize,
+    /// Seconds an unsent batch is kept: older ones are dropped and counted (the collector refuses
+    /// records older than its `accept_past`, 7 days by default).
+    #[serde(default = "default_spool_max_age_s")]
+    pub spool_max_age_s: u64,
 }
 
 fn default_spool() -> PathBuf {
     PathBuf::from("spool")
+}
+
+fn default_spool_max_bytes() -> usize {
+    256 << 20
+}
+
+fn default_spool_max_age_s() -> u64 {
+    6 * 86_400
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

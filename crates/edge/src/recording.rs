@@ -76,7 +76,13 @@ impl Recording {
         let profile = fetch_profile(collector, &model_ref, FIRST_FETCH).await;
         let missing = profile.is_none();
         let recorder = Arc::new(Mutex::new(plan.recorder(profile)));
-        let config = BatcherConfig::default();
+        // The spool is bounded by bytes and age, not by a count of batches.
+        let config = BatcherConfig {
+            max_outbox: usize::MAX,
+            max_outbox_bytes: collector.spool_max_bytes,
+            max_outbox_age_ms: i64::try_from(collector.spool_max_age_s.saturating_mul(1000)).unwrap_or(i64::MAX),
+            ..BatcherConfig::default()
+        };
         let run_id = format!("{node}-{}-{}", model.name, telemetry_client::random_id());
         let source = telemetry::Source {
             kind: telemetry::SourceKind::Edge,

@@ -6,8 +6,8 @@
 //! the disk, renamed, and the folder flushed: a crash or a power cut leaves either the whole batch
 //! or none of it, and a batch counted as spooled is on the disk. (A removal is not flushed: a
 //! delivered batch that comes back after a power cut is sent again and stored once.) The spool holds what the batcher's outbox
-//! holds: its bound (`max_outbox`) is the spool's, and the oldest batches beyond it are dropped and
-//! counted in the loss totals.
+//! holds: its bounds (`max_outbox`, `max_outbox_bytes`, `max_outbox_age_ms`) are the spool's,
+//! and the oldest batches beyond them are dropped and counted in the loss totals.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -33,6 +33,9 @@ struct SpooledBatch {
     gzip: bool,
     records: u64,
     attempts: u32,
+    /// When its first record came (files from before it was kept have none).
+    #[serde(default)]
+    born_ms: Option<i64>,
 }
 
 /// `Vec<u8>` as one MessagePack binary, not an array of numbers.
@@ -98,6 +101,7 @@ impl Spool {
                 Format { encoding, gzip: batch.gzip },
                 batch.records,
                 batch.attempts,
+                batch.born_ms,
             ));
         }
         Ok((spool, saved))
@@ -131,6 +135,7 @@ impl Spool {
             gzip: batch.format.gzip,
             records: batch.records(),
             attempts: batch.attempts(),
+            born_ms: batch.born_ms(),
         };
         let bytes = rmp_serde::to_vec(&spooled).map_err(|e| error(std::io::Error::other(e)))?;
         let tmp = path.with_extension("tmp");

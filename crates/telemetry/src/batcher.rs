@@ -2,8 +2,9 @@
 //!
 //! No IO and no clock: the caller passes the time (`now_ms`) and a jitter value in [0, 1) from its
 //! own random source, sends what [`Batcher::next_due`] returns through its transport, and reports
-//! the outcome. Memory is bounded: at most one open batch plus `max_outbox` sealed ones. When the
-//! outbox is full the oldest batch is dropped and its records counted: as `dropped` if it was never
+//! the outcome. Memory is bounded: at most one open batch plus `max_outbox` sealed ones of
+//! `max_outbox_bytes` in all, none older than `max_outbox_age_ms`. When the outbox is full (or
+//! its oldest batch too old to send) the oldest batch is dropped and its records counted: as `dropped` if it was never
 //! attempted (or was refused), as `unconfirmed` if an attempt went unacknowledged (the collector may
 //! have stored it). Every batch carries both running totals: nothing is dropped silently, and no
 //! loss is counted twice.
@@ -22,8 +23,13 @@ pub struct BatcherConfig {
     pub max_bytes: usize,
     /// ...or when its oldest record is this old.
     pub max_age_ms: i64,
-    /// Sealed batches kept for delivery; beyond this the oldest is dropped and counted.
+    /// Sealed batches kept for delivery; beyond this the oldest is dropped and counted...
     pub max_outbox: usize,
+    /// ...and their bodies' bytes, all together (one batch is kept whatever its size)...
+    pub max_outbox_bytes: usize,
+    /// ...and how long after its first record a batch is still worth sending (the collector
+    /// refuses records older than its `accept_past`, 7 days by default).
+    pub max_outbox_age_ms: i64,
     pub retry: RetryPolicy,
 }
 
@@ -35,6 +41,8 @@ impl Default for BatcherConfig {
             max_bytes: 512 << 10,
             max_age_ms: 5_000,
             max_outbox: 64,
+            max_outbox_bytes: 32 << 20,
+            max_outbox_age_ms: 6 * 86_400_000,
             retry: RetryPolicy::default(),
         }
     }
@@ -120,13 +128,28 @@ pub struct Sealed {
     records: u64,
     attempts: u32,
     not_before_ms: i64,
+    /// When its first record came (None: not known, for a batch saved without it; the next tick
+    /// sets it).
+    born_ms: Option<i64>,
 }
 
 impl Sealed {
-    /// A batch saved by an earlier client run (see [`Batcher::restore`]): what [`Sealed::records`]
-    /// and [`Sealed::attempts`] said when it was saved.
-    pub fn saved(batch_id: String, body: Vec<u8>, format: Format, records: u64, attempts: u32) -> Sealed {
-        Sealed { batch_id, body, format, records, attempts, not_before_ms: i64::MIN }
+    /// A batch saved by an earlier client run (see [`Batcher::restore`]): what [`Sealed::records`],
+    /// [`Sealed::attempts`] and [`Sealed::born_ms`] said when it was saved.
+    pub fn saved(
+        batch_id: String,
+        body: Vec<u8>,
+        format: Format,
+        records: u64,
+        attempts: u32,
+        born_ms: Option<i64>,
+    ) -> Sealed {
+        Sealed { batch_id, body, format, records, attempts, not_before_ms: i64::MIN, born_ms }
+    }
+
+    /// When the batch's first record came, by the client's clock (for the outbox's age bound).
+    pub fn born_ms(&self) -> Option<i64> {
+        self.born_ms
     }
 
     /// Records in the batch (losses are counted in records).
@@ -147,7 +170,10 @@ pub struct Stats {
     pub batches_sealed: u64,
     pub batches_delivered: u64,
     pub batches_rejected: u64,
+    /// Dropped to keep the outbox within its count and bytes...
     pub batches_evicted: u64,
+    /// ...or its age.
+    pub batches_expired: u64,
     pub retries: u64,
 }
 
@@ -171,6 +197,10 @@ pub struct Batcher {
     open_bytes: usize,
     opened_at_ms: i64,
     outbox: VecDeque<Sealed>,
+    /// The outbox's body bytes.
+    outbox_bytes: usize,
+    /// The latest time the caller passed.
+    now_ms: i64,
     /// Running totals for the session (see [`Batch`]).
     dropped: u64,
     unconfirmed: u64,
@@ -192,6 +222,8 @@ impl Batcher {
             open_bytes: 0,
             opened_at_ms: 0,
             outbox: VecDeque::new(),
+            outbox_bytes: 0,
+            now_ms: i64::MIN,
             dropped: 0,
             unconfirmed: 0,
             sealed_totals: (0, 0),
@@ -207,6 +239,7 @@ impl Batcher {
             crate::Encoding::Json => serde_json::to_vec(&record).map_err(EncodeError::from)?.len(),
             crate::Encoding::MessagePack => rmp_serde::to_vec(&record).map_err(EncodeError::from)?.len(),
         };
+        self.now_ms = self.now_ms.max(now_ms);
         if self.open.is_empty() {
             self.opened_at_ms = now_ms;
         }
@@ -229,10 +262,20 @@ impl Batcher {
         Ok(())
     }
 
-    /// Seals the open batch when its oldest record is `max_age_ms` old.
+    /// Seals the open batch when its oldest record is `max_age_ms` old, and drops (counting
+    /// them) the sealed batches older than `max_outbox_age_ms`.
     pub fn tick(&mut self, now_ms: i64) -> Result<(), EncodeError> {
+        self.now_ms = self.now_ms.max(now_ms);
         if !self.open.is_empty() && now_ms - self.opened_at_ms >= self.config.max_age_ms {
             self.seal()?;
+        }
+        for batch in &mut self.outbox {
+            batch.born_ms.get_or_insert(now_ms);
+        }
+        let oldest = now_ms.saturating_sub(self.config.max_outbox_age_ms);
+        while self.outbox.front().is_some_and(|b| b.born_ms.is_some_and(|born| born < oldest)) {
+            self.evict();
+            self.stats.batches_expired += 1;
         }
         Ok(())
     }
@@ -243,14 +286,9 @@ impl Batcher {
         if self.open.is_empty() && self.sealed_totals == (self.dropped, self.unconfirmed) {
             return Ok(());
         }
-        if self.outbox.len() >= self.config.max_outbox.max(1)
-            && let Some(evicted) = self.outbox.pop_front()
-        {
-            self.lose(&evicted, false);
-            self.stats.batches_evicted += 1;
-        }
+        let born_ms = if self.open.is_empty() { self.now_ms } else { self.opened_at_ms };
         let records = std::mem::take(&mut self.open);
-        let batch = Batch {
+        let mut batch = Batch {
             schema_version: SCHEMA_VERSION,
             batch_id: format!("{}-{}", self.session, self.next_seq),
             session: self.session.clone(),
@@ -260,7 +298,18 @@ impl Batcher {
             unconfirmed: self.unconfirmed,
             records,
         };
-        let body = encode(&batch, self.config.format)?;
+        let mut body = encode(&batch, self.config.format)?;
+        // Room for it: the oldest batches go first, and this batch carries what they lost
+        // (encoded again with the new totals, which may take a little more room).
+        while self.needs_room(body.len()) {
+            while self.needs_room(body.len()) {
+                self.evict();
+                self.stats.batches_evicted += 1;
+            }
+            (batch.dropped, batch.unconfirmed) = (self.dropped, self.unconfirmed);
+            body = encode(&batch, self.config.format)?;
+        }
+        self.outbox_bytes += body.len();
         self.outbox.push_back(Sealed {
             batch_id: batch.batch_id,
             body,
@@ -268,12 +317,34 @@ impl Batcher {
             records: batch.records.len() as u64,
             attempts: 0,
             not_before_ms: i64::MIN,
+            born_ms: (born_ms != i64::MIN).then_some(born_ms),
         });
         self.next_seq += 1;
         self.sealed_totals = (self.dropped, self.unconfirmed);
         self.open_bytes = 0;
         self.stats.batches_sealed += 1;
         Ok(())
+    }
+
+    /// Whether a new batch of `bytes` needs older ones out first (one batch always fits).
+    fn needs_room(&self, bytes: usize) -> bool {
+        !self.outbox.is_empty()
+            && (self.outbox.len() >= self.config.max_outbox.max(1)
+                || self.outbox_bytes.saturating_add(bytes) > self.config.max_outbox_bytes)
+    }
+
+    /// The oldest sealed batch, out of the outbox.
+    fn pop_front(&mut self) -> Option<Sealed> {
+        let batch = self.outbox.pop_front()?;
+        self.outbox_bytes -= batch.body.len();
+        Some(batch)
+    }
+
+    /// Drops the oldest sealed batch for room (or age), counting its records.
+    fn evict(&mut self) {
+        if let Some(evicted) = self.pop_front() {
+            self.lose(&evicted, false);
+        }
     }
 
     /// Counts a batch given up on. Unless it was refused, an attempt may have stored it.
@@ -301,7 +372,7 @@ impl Batcher {
         let Some(front) = self.outbox.front_mut().filter(|s| s.batch_id == batch_id) else { return };
         match outcome {
             Outcome::Accepted => {
-                self.outbox.pop_front();
+                self.pop_front();
                 self.stats.batches_delivered += 1;
             }
             Outcome::Retry { .. } | Outcome::Refused { .. } => {
@@ -312,7 +383,7 @@ impl Batcher {
                 self.stats.retries += 1;
             }
             Outcome::Rejected { .. } => {
-                if let Some(rejected) = self.outbox.pop_front() {
+                if let Some(rejected) = self.pop_front() {
                     self.lose(&rejected, true);
                 }
                 self.stats.batches_rejected += 1;
@@ -343,20 +414,25 @@ impl Batcher {
 
     /// Queues batches an earlier run saved, oldest first, ahead of this run's: they go out first,
     /// with their own `batch_id`s, so the collector stores each once whatever was sent before. The
-    /// outbox bound holds: the oldest beyond it are dropped and counted.
+    /// outbox bounds hold: the oldest beyond them are dropped and counted (by age at the next tick).
     pub fn restore(&mut self, saved: impl IntoIterator<Item = Sealed>) {
         let mut saved: Vec<Sealed> = saved.into_iter().collect();
         for batch in saved.iter_mut() {
             batch.not_before_ms = i64::MIN;
         }
-        let mut outbox: VecDeque<Sealed> = saved.into_iter().chain(self.outbox.drain(..)).collect();
-        while outbox.len() > self.config.max_outbox.max(1) {
-            if let Some(evicted) = outbox.pop_front() {
-                self.lose(&evicted, false);
-                self.stats.batches_evicted += 1;
-            }
+        self.outbox = saved.into_iter().chain(self.outbox.drain(..)).collect();
+        self.outbox_bytes = self.outbox.iter().map(|b| b.body.len()).sum();
+        while self.outbox.len() > self.config.max_outbox.max(1)
+            || (self.outbox.len() > 1 && self.outbox_bytes > self.config.max_outbox_bytes)
+        {
+            self.evict();
+            self.stats.batches_evicted += 1;
         }
-        self.outbox = outbox;
+    }
+
+    /// The outbox's body bytes (bounded by `max_outbox_bytes`).
+    pub fn outbox_bytes(&self) -> usize {
+        self.outbox_bytes
     }
 
     /// The session's loss totals: (certainly dropped, unconfirmed).

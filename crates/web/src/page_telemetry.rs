@@ -401,6 +401,8 @@ struct Saved {
     gzip: bool,
     records: u64,
     attempts: u32,
+    #[serde(default)]
+    born_ms: Option<i64>,
 }
 
 impl Saved {
@@ -413,6 +415,7 @@ impl Saved {
             gzip: batch.format.gzip,
             records: batch.records(),
             attempts: batch.attempts(),
+            born_ms: batch.born_ms(),
         }
     }
 
@@ -420,7 +423,8 @@ impl Saved {
         use base64::Engine;
         let body = base64::engine::general_purpose::STANDARD.decode(self.body).ok()?;
         let encoding = if self.json { Encoding::Json } else { Encoding::MessagePack };
-        Some(Sealed::saved(self.id, body, Format { encoding, gzip: self.gzip }, self.records, self.attempts))
+        let format = Format { encoding, gzip: self.gzip };
+        Some(Sealed::saved(self.id, body, format, self.records, self.attempts, self.born_ms))
     }
 }
 

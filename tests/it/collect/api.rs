@@ -411,3 +411,56 @@ async fn spooled_telemetry_survives_an_outage_and_restarts() {
     assert_eq!(ids.len(), 6, "{ids:?}");
     assert!(ids.iter().take(5).all(|id| id.starts_with("run-1-")) && ids[5] == "run-2-0", "in order: {ids:?}");
 }
+
+/// A spool past its bytes bound drops its oldest batches, keeps on disk exactly what it holds,
+/// and the next batch tells the collector how many records were lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_drops_its_oldest_batches_and_reports_them() {
+    let s = serve(&Database::Sqlite(sqlite_path("spool-bound")), |_| {}).await;
+    let spool = std::env::temp_dir().join(format!("sextant-spool-bound-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&spool);
+    let down = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let one_batch = telemetry::encode(&batch("size", 100), MSGPACK).unwrap().len();
+    let start = |session: &str, url: &str| {
+        let config = telemetry::BatcherConfig {
+            max_records: 100,
+            max_outbox: usize::MAX,
+            max_outbox_bytes: one_batch * 3,
+            ..Default::default()
+        };
+        let source = Source { kind: SourceKind::Edge, node: "gw-1".into(), sdk_version: "0.1.0".into() };
+        let batcher = telemetry::Batcher::new(config, source, model(), session);
+        let transport = telemetry_client::HttpTransport::new(url, &s.keys.ingest);
+        telemetry_client::Shipper::spawn_spooled(batcher, transport, &spool).unwrap()
+    };
+    let spooled_bytes = || -> Vec<u64> {
+        std::fs::read_dir(&spool)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().unwrap() == "batch")
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .collect()
+    };
+
+    let first = start("bounded-1", &down);
+    for record in batch("bounded", 1000).records {
+        first.push(record).unwrap();
+    }
+    let stats = first.close(std::time::Duration::from_millis(300)).await;
+    let kept = spooled_bytes();
+    assert_eq!((stats.batches_sealed, kept.len() as u64 + stats.batches_evicted), (10, 10), "{stats:?}");
+    assert!((2..=3).contains(&kept.len()), "three batches' bytes hold two or three: {kept:?}");
+    assert!(kept.iter().sum::<u64>() < (one_batch * 3 + 256 * kept.len()) as u64, "{kept:?}");
+
+    let second = start("bounded-2", &s.url);
+    assert!(second.flush(std::time::Duration::from_secs(20)).await, "the spool drains");
+    second.close(std::time::Duration::from_secs(5)).await;
+    let stored = stored_predictions(&s.http, &s.url, &s.keys.read).await;
+    assert_eq!(stored, 100 * kept.len() as i64, "the batches kept arrive");
+    let (_, models) = get_json(&s.http, &s.url, &s.keys.read, "/v1/models").await;
+    let dropped: i64 = models["models"].as_array().unwrap().iter().map(|m| m["dropped"].as_i64().unwrap()).sum();
+    assert_eq!(dropped, 1000 - stored, "every record is stored or counted: {models}");
+}

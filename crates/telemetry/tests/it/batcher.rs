@@ -83,6 +83,38 @@ fn a_full_outbox_drops_the_oldest_batch_and_reports_it() {
 }
 
 #[test]
+fn the_outbox_holds_so_many_bytes_and_nothing_older_than_its_age() {
+    let config = BatcherConfig {
+        format: FORMAT,
+        max_records: 1,
+        max_outbox_bytes: 1_000,
+        max_outbox_age_ms: 60_000,
+        ..BatcherConfig::default()
+    };
+    let mut b = Batcher::new(config, source(), model(), "s");
+    for i in 0..20 {
+        b.push(prediction(i), i as i64 * 1_000).unwrap();
+    }
+    let size = b.next_due(0).unwrap().body.len();
+    assert!(b.outbox_bytes() <= 1_000 && b.outbox_bytes() + size + 16 > 1_000, "{} of 1000", b.outbox_bytes());
+    let evicted = b.stats().batches_evicted;
+    assert_eq!(b.outbox_len() as u64 + evicted, 20);
+    assert_eq!(b.losses(), (evicted, 0), "each evicted batch's record counted as dropped");
+    // A minute after the oldest kept batch's record, it is too old to send; the rest are not yet.
+    let oldest = b.next_due(0).unwrap().born_ms().unwrap();
+    b.tick(oldest + 60_001).unwrap();
+    assert_eq!(b.stats().batches_expired, 1);
+    b.tick(19_000 + 60_000).unwrap();
+    assert_eq!(b.outbox_len(), 1, "only the batch sealed at 19 s is a minute old or less");
+    assert_eq!(b.losses().0, 19);
+    // One batch larger than the bound is kept: it is what is being sent.
+    let config = BatcherConfig { format: FORMAT, max_records: 1, max_outbox_bytes: 10, ..BatcherConfig::default() };
+    let mut b = Batcher::new(config, source(), model(), "s");
+    b.push(prediction(0), 0).unwrap();
+    assert_eq!(b.outbox_len(), 1);
+}
+
+#[test]
 fn a_saved_outbox_goes_out_first_with_its_ids_and_within_the_bound() {
     let mut before = batcher(1, 8);
     for i in 0..3 {
@@ -93,7 +125,9 @@ fn a_saved_outbox_goes_out_first_with_its_ids_and_within_the_bound() {
     // What a client writes to disk or browser storage, and reads back after a restart.
     let saved: Vec<_> = before
         .outbox()
-        .map(|s| telemetry::Sealed::saved(s.batch_id.clone(), s.body.clone(), s.format, s.records(), s.attempts()))
+        .map(|s| {
+            telemetry::Sealed::saved(s.batch_id.clone(), s.body.clone(), s.format, s.records(), s.attempts(), None)
+        })
         .collect();
     assert_eq!(saved.iter().map(|s| s.attempts()).collect::<Vec<_>>(), [1, 0, 0]);
 
@@ -196,8 +230,22 @@ proptest! {
     /// The collector dedupes by batch id, as the real one does. Whatever fails, every record is
     /// either stored exactly once, in order, or counted as dropped in a batch that arrived.
     #[test]
-    fn nothing_is_lost_or_stored_twice(steps in prop::collection::vec(step(), 1..200), max_outbox in 1usize..6) {
-        let mut b = batcher(7, max_outbox);
+    fn nothing_is_lost_or_stored_twice(
+        steps in prop::collection::vec(step(), 1..200),
+        max_outbox in 1usize..6,
+        max_outbox_bytes in 300usize..3_000,
+        max_outbox_age_ms in 1_000i64..20_000,
+    ) {
+        let config = BatcherConfig {
+            format: FORMAT,
+            max_records: 7,
+            max_age_ms: 1_000,
+            max_outbox,
+            max_outbox_bytes,
+            max_outbox_age_ms,
+            ..BatcherConfig::default()
+        };
+        let mut b = Batcher::new(config, source(), model(), "session");
         let mut collector: BTreeMap<u64, Batch> = BTreeMap::new();
         let (mut now, mut pushed) = (0i64, 0u64);
         let deliver = |b: &mut Batcher, how: Delivery, now: i64, collector: &mut BTreeMap<u64, Batch>| {
