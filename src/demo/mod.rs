@@ -179,7 +179,7 @@ async fn run(args: Args) -> Result<ExitCode> {
         Batcher::new(BatcherConfig::default(), source, model_ref, format!("demo-page-{}", std::process::id()));
     let shipper = telemetry_client::Shipper::spawn(
         batcher,
-        telemetry_client::HttpTransport::new(&collector_url, ingest.1.secret()),
+        telemetry_client::HttpTransport::new(&collector_url, ingest.1.secret())?,
     );
 
     let running = Running {

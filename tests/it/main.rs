@@ -13,6 +13,7 @@ mod edge;
 #[path = "../../crates/edge/tests/it/guests.rs"]
 mod guests;
 mod profile;
+mod tls;
 mod validate;
 mod web;
 
@@ -36,9 +37,15 @@ pub struct Run {
 
 /// Runs `sextant` with `args`; a panic is always a test failure, whatever the exit status.
 pub fn sextant(args: &[&str]) -> Run {
+    sextant_with_env(args, &[])
+}
+
+/// `sextant` with these environment variables set for it.
+pub fn sextant_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let Output { status, stdout, stderr } = Command::new(env!("CARGO_BIN_EXE_sextant"))
         .args(args)
         .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .envs(env.iter().copied())
         .output()
         .expect("sextant starts");
     let run = Run {

@@ -131,6 +131,9 @@ impl Config {
         config.connections.validate().map_err(invalid)?;
         for url in &config.monitoring.webhooks {
             crate::alerts::target::check_url(url, config.monitoring.webhook_allow_private).map_err(invalid)?;
+            if url.starts_with("https://") {
+                tls::client_config().map_err(|e| invalid(format!("webhook {url}: {e}")))?;
+            }
         }
         for rule in &config.monitoring.rules {
             rule.validate().map_err(invalid)?;

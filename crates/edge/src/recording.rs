@@ -14,6 +14,7 @@ use telemetry::{Batcher, BatcherConfig, FlatTensor, ModelRef, Profile, Record, R
 use telemetry_client::{HttpTransport, Shipper, now_ms};
 
 use crate::config::{CollectorConfig, ModelConfig};
+use crate::registry::LoadError;
 
 /// How long starting to serve a model version waits for its reference profile.
 const FIRST_FETCH: Duration = Duration::from_secs(2);
@@ -71,7 +72,13 @@ impl Recording {
         model: &ModelConfig,
         model_ref: ModelRef,
         session: &Session,
-    ) -> Result<Recording, telemetry_client::SpoolError> {
+    ) -> Result<Recording, LoadError> {
+        // First: an `https://` collector this host cannot reach over TLS stops the start.
+        let transport = HttpTransport::new(&collector.url, collector.key.clone()).map_err(|source| LoadError::Tls {
+            name: model.name.clone(),
+            url: collector.url.clone(),
+            source,
+        })?;
         let plan = Plan::of(model, session);
         let profile = fetch_profile(collector, &model_ref, FIRST_FETCH).await;
         let missing = profile.is_none();
@@ -90,8 +97,8 @@ impl Recording {
             sdk_version: env!("CARGO_PKG_VERSION").to_owned(),
         };
         let batcher = Batcher::new(config, source, model_ref.clone(), run_id);
-        let transport = HttpTransport::new(&collector.url, collector.key.clone());
-        let shipper = Shipper::spawn_spooled(batcher, transport, &collector.spool.join(&model.name))?;
+        let shipper = Shipper::spawn_spooled(batcher, transport, &collector.spool.join(&model.name))
+            .map_err(|source| LoadError::Spool { name: model.name.clone(), source })?;
         let recording = Recording { shipper, recorder, fetching: Mutex::default(), collector: collector.clone() };
         if missing {
             recording.keep_fetching(model_ref, plan);
@@ -216,7 +223,13 @@ impl Recording {
 async fn fetch_profile(collector: &CollectorConfig, model: &ModelRef, timeout: Duration) -> Option<Profile> {
     let url =
         format!("{}/v1/models/{}/versions/{}/profile", collector.url.trim_end_matches('/'), model.name, model.version);
-    let client = reqwest::Client::builder().timeout(timeout).build().unwrap_or_default();
+    let client = match tls::http_client().and_then(|b| b.timeout(timeout).build().map_err(tls::TlsError::client)) {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(%url, error = %e, "cannot fetch the reference profile");
+            return None;
+        }
+    };
     let response = client.get(&url).bearer_auth(&collector.key).send().await;
     match response {
         Ok(r) if r.status().is_success() => match r.json::<Profile>().await {

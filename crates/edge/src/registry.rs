@@ -93,6 +93,13 @@ pub enum LoadError {
         #[source]
         source: telemetry_client::SpoolError,
     },
+    #[error("model {name:?}: telemetry to {url}: {source}")]
+    Tls {
+        name: String,
+        url: String,
+        #[source]
+        source: tls::TlsError,
+    },
     #[error("model {name:?} ({path}): {source}")]
     Runtime {
         name: String,
@@ -146,9 +153,7 @@ impl Registry {
                 Some(collector) => {
                     let model_ref =
                         telemetry::ModelRef { name: m.name.clone(), version: version.clone(), hash: hash.clone() };
-                    let recording = Recording::start(collector, &config.node, m, model_ref, &session)
-                        .await
-                        .map_err(|source| LoadError::Spool { name: m.name.clone(), source })?;
+                    let recording = Recording::start(collector, &config.node, m, model_ref, &session).await?;
                     Some(Arc::new(recording))
                 }
             };

@@ -257,6 +257,40 @@ impl Model {
     }
 }
 
+impl Model {
+    /// Whether any input has a dim the caller's tensors decide (named, unnamed or `-1`), or no
+    /// declared shape at all.
+    pub(crate) fn has_free_dims(&self) -> bool {
+        self.inputs.iter().any(|i| i.shape.as_ref().is_none_or(|dims| dims.iter().any(|d| !matches!(d, Dim::Fixed(_)))))
+    }
+
+    /// This model for inputs of exactly these shapes (in input order), with the shapes it stores
+    /// for intermediate values and outputs dropped: exporters leave stale ones behind (a
+    /// `value_info` of the size they traced with), and the engine infers them from the inputs.
+    pub(crate) fn for_shapes(&self, shapes: &[&[usize]]) -> Result<Model> {
+        let mut proto = self.proto.clone();
+        if let Some(graph) = proto.graph.as_mut() {
+            for (info, shape) in self.inputs.iter().zip(shapes) {
+                let Some(value) = graph.input.iter_mut().find(|i| i.name == info.name) else { continue };
+                if let Some(TypeValue::TensorType(tensor)) = value.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+                    let dim = |v: usize| pb::tensor_shape_proto::Dimension {
+                        value: Some(DimValue::DimValue(i64::try_from(v).unwrap_or(i64::MAX))),
+                        denotation: String::new(),
+                    };
+                    tensor.shape = Some(pb::TensorShapeProto { dim: shape.iter().map(|&v| dim(v)).collect() });
+                }
+            }
+            graph.value_info.clear();
+            for value in &mut graph.output {
+                if let Some(TypeValue::TensorType(tensor)) = value.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+                    tensor.shape = None;
+                }
+            }
+        }
+        Model::from_proto(proto, self.byte_len)
+    }
+}
+
 pub(crate) fn is_default_domain(domain: &str) -> bool {
     domain.is_empty() || domain == "ai.onnx"
 }

@@ -30,9 +30,10 @@ OPSET = [helper.make_opsetid("", 13)]
 MAX_CASE_BYTES = 100_000
 
 
-def save_case(name, model, inputs, doc):
-    """Checks the model, runs onnxruntime on `inputs` and writes the case folder."""
-    onnx.checker.check_model(model, full_check=True)
+def save_case(name, model, inputs, doc, full_check=True):
+    """Checks the model (its stored shapes too, unless they are meant to be stale), runs
+    onnxruntime on `inputs` and writes the case folder."""
+    onnx.checker.check_model(model, full_check=full_check)
     model.doc_string = doc
     folder = os.path.join(HERE, "models", name)
     shutil.rmtree(folder, ignore_errors=True)
@@ -296,6 +297,45 @@ def embedding():
     save_case("embedding", model, {"ids": ids}, "embedding lookup; negative ids count from the end")
 
 
+def unet(free, stale):
+    """A stride-2 conv, nearest upsampling and a skip connection (a UNet's smallest step): with
+    free dims, tract cannot unify `(h+1)/2*2` with `h` symbolically; stale stored shapes (the size
+    an exporter traced with) contradict the inputs. onnxruntime runs both."""
+    rng = np.random.default_rng(7)
+    shape = [-1, 3, None, None] if free else [1, 3, 32, 24]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 160, 160] if stale else [None, 2, None, None])
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], name="down", strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu"),
+        helper.make_node("Resize", ["r1", "", "scales"], ["up"], name="up", mode="nearest"),
+        helper.make_node("Concat", ["x", "up"], ["cat"], name="skip", axis=1),
+        helper.make_node("Conv", ["cat", "w2"], ["y"], name="head"),
+    ]
+    weights = [
+        init("w1", rng.standard_normal((4, 3, 3, 3)).astype(np.float32)),
+        init("w2", rng.standard_normal((2, 7, 1, 1)).astype(np.float32)),
+        init("scales", np.array([1, 1, 2, 2], np.float32)),
+    ]
+    graph = helper.make_graph(nodes, "unet", [x], [y], weights)
+    if stale:
+        graph.value_info.append(helper.make_tensor_value_info("up", TensorProto.FLOAT, [1, 4, 160, 160]))
+    model = helper.make_model(graph, opset_imports=OPSET)
+    model.ir_version = 8
+    sizes = [(32, 24), (16, 16)] if free else [(32, 24)]
+    inputs = [{"x": rng.standard_normal((1, 3, h, w)).astype(np.float32)} for h, w in sizes]
+    name = "unet_" + ("free_dims" if free else "stale_shapes")
+    doc = "free dims (unnamed, -1) fixed by the run's inputs" if free else "stored shapes that contradict the inputs"
+    save_case(name, model, inputs[0], doc, full_check=not stale)
+    # More input sizes: one data set each (the same session runs them all).
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for i, feeds in enumerate(inputs[1:], start=1):
+        data = os.path.join(HERE, "models", name, f"test_data_set_{i}")
+        os.makedirs(data)
+        write_pb(os.path.join(data, "input_0.pb"), feeds["x"], "x")
+        write_pb(os.path.join(data, "output_0.pb"), session.run(None, feeds)[0], "y")
+
+
 def wine_dataset():
     """The wine data as CSV, and numpy's quantile edges for it: the reference for profile building."""
     x, y = load_wine(return_X_y=True)
@@ -336,5 +376,7 @@ if __name__ == "__main__":
     dtypes()
     gpu_ops()
     embedding()
+    unet(free=True, stale=False)
+    unet(free=False, stale=True)
     wine_dataset()
     copy_backend_cases()

@@ -47,13 +47,11 @@ pub struct HttpTransport {
 }
 
 impl HttpTransport {
-    /// `base_url` is the collector's address, e.g. `http://127.0.0.1:7878`.
-    pub fn new(base_url: &str, token: impl Into<String>) -> HttpTransport {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        HttpTransport { client, url: format!("{}/v1/batches", base_url.trim_end_matches('/')), token: token.into() }
+    /// `base_url` is the collector's address, e.g. `https://collector.example.com` (TLS through
+    /// [`tls`]: verified against the platform's roots).
+    pub fn new(base_url: &str, token: impl Into<String>) -> Result<HttpTransport, tls::TlsError> {
+        let client = tls::http_client()?.timeout(Duration::from_secs(30)).build().map_err(tls::TlsError::client)?;
+        Ok(HttpTransport { client, url: format!("{}/v1/batches", base_url.trim_end_matches('/')), token: token.into() })
     }
 }
 

@@ -341,8 +341,10 @@ async fn the_native_shipper_delivers_every_record_once() {
             model(),
             "shipper-session",
         );
-        let shipper =
-            telemetry_client::Shipper::spawn(batcher, telemetry_client::HttpTransport::new(&s.url, &s.keys.ingest));
+        let shipper = telemetry_client::Shipper::spawn(
+            batcher,
+            telemetry_client::HttpTransport::new(&s.url, &s.keys.ingest).unwrap(),
+        );
         for record in batch("shipped", 1050).records {
             shipper.push(record).unwrap();
         }
@@ -372,7 +374,7 @@ async fn spooled_telemetry_survives_an_outage_and_restarts() {
         );
         telemetry_client::Shipper::spawn_spooled(
             batcher,
-            telemetry_client::HttpTransport::new(url, &s.keys.ingest),
+            telemetry_client::HttpTransport::new(url, &s.keys.ingest).unwrap(),
             &spool,
         )
         .unwrap()
@@ -433,7 +435,7 @@ async fn a_full_spool_drops_its_oldest_batches_and_reports_them() {
         };
         let source = Source { kind: SourceKind::Edge, node: "gw-1".into(), sdk_version: "0.1.0".into() };
         let batcher = telemetry::Batcher::new(config, source, model(), session);
-        let transport = telemetry_client::HttpTransport::new(url, &s.keys.ingest);
+        let transport = telemetry_client::HttpTransport::new(url, &s.keys.ingest).unwrap();
         telemetry_client::Shipper::spawn_spooled(batcher, transport, &spool).unwrap()
     };
     let spooled_bytes = || -> Vec<u64> {

@@ -77,18 +77,12 @@ pub async fn deliver_due(
 /// The client webhooks are sent with: no redirects (a receiver cannot bounce the collector's
 /// POST to another host), each send within [`TIMEOUT`], names resolved to public addresses only
 /// unless private ones are allowed ([`super::target`]).
-fn client(allow_private: bool) -> reqwest::Client {
-    let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(TIMEOUT);
+fn client(allow_private: bool) -> Result<reqwest::Client, tls::TlsError> {
+    let mut builder = tls::http_client()?.redirect(reqwest::redirect::Policy::none()).timeout(TIMEOUT);
     if !allow_private {
         builder = builder.dns_resolver(std::sync::Arc::new(super::target::PublicOnly));
     }
-    match builder.build() {
-        Ok(client) => client,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the webhook client; using the default one");
-            reqwest::Client::new()
-        }
-    }
+    builder.build().map_err(tls::TlsError::client)
 }
 
 async fn send(client: &reqwest::Client, delivery: &Due, max_attempts: u32, allow_private: bool) -> Attempt {
@@ -118,7 +112,14 @@ async fn send(client: &reqwest::Client, delivery: &Due, max_attempts: u32, allow
 pub async fn run(collector: std::sync::Arc<crate::Collector>) {
     let monitoring = &collector.config().monitoring;
     let (allow_private, max_attempts) = (monitoring.webhook_allow_private, monitoring.webhook_max_attempts.max(1));
-    let client = client(allow_private);
+    // (The configuration was checked at start: this fails only if the platform changed since.)
+    let client = loop {
+        match client(allow_private) {
+            Ok(client) => break client,
+            Err(e) => tracing::error!(error = %e, "cannot send webhooks; deliveries wait, trying again in a minute"),
+        }
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    };
     loop {
         match deliver_due(collector.store(), &client, max_attempts, allow_private, crate::now_ms()).await {
             // More may be waiting: go on at once.
@@ -166,12 +167,12 @@ mod tests {
             deliveries: Vec::new(),
         };
         let due = Due { id: 1, event: AlertState::Firing, url, attempts: 0, lease_until_ms: 0, alert };
-        let refused = send(&client(false), &due, 3, false).await;
+        let refused = send(&client(false).unwrap(), &due, 3, false).await;
         assert!(
             matches!(&refused, Attempt::Failed { error } if error.contains("webhook_allow_private")),
             "a loopback receiver is refused unless allowed: {refused:?}"
         );
-        let attempt = send(&client(true), &due, 3, true).await;
+        let attempt = send(&client(true).unwrap(), &due, 3, true).await;
         assert!(matches!(&attempt, Attempt::Retry { error, .. } if error.contains("307")), "{attempt:?}");
         let followed = tokio::time::timeout(Duration::from_millis(300), elsewhere.accept()).await;
         assert!(followed.is_err(), "the redirect was followed");

@@ -10,6 +10,7 @@ use std::error::Error;
 
 use deadpool_postgres::{GenericClient, Pool, PoolConfig, Runtime};
 use tokio_postgres::NoTls;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::types::private::BytesMut;
 use tokio_postgres::types::{IsNull, ToSql, Type};
 
@@ -49,7 +50,17 @@ impl PostgresStore {
         let mut config = deadpool_postgres::Config::new();
         config.url = Some(url.to_owned());
         config.pool = Some(PoolConfig::new(pool_size.max(1)));
-        let pool = config.create_pool(Some(Runtime::Tokio1), NoTls).map_err(|e| open_error(e.to_string()))?;
+        // `sslmode=require`: TLS with the server's certificate and name verified (stricter than
+        // libpq's `require`, which checks neither). Otherwise the connection is plain.
+        let ssl_mode = url.parse::<tokio_postgres::Config>().map_err(|e| open_error(e.to_string()))?.get_ssl_mode();
+        let pool = match ssl_mode {
+            SslMode::Require => {
+                let tls = tls::client_config().map_err(|e| open_error(e.to_string()))?;
+                config.create_pool(Some(Runtime::Tokio1), tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+            }
+            _ => config.create_pool(Some(Runtime::Tokio1), NoTls),
+        }
+        .map_err(|e| open_error(e.to_string()))?;
         let mut client = pool.get().await.map_err(|e| open_error(e.to_string()))?;
         let tx = client.transaction().await?;
         // Collector processes starting at once migrate one after another.

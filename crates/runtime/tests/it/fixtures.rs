@@ -26,6 +26,24 @@ fn fixtures_match_onnxruntime_on_cpu() {
     }
 }
 
+/// Models tract cannot plan from what they store run with the shapes their inputs bring: free
+/// dims with no name or `-1` (two input sizes through one session, `Auto` falling back to the CPU
+/// engine), and stored shapes that contradict the inputs.
+#[test]
+fn free_and_stale_shapes_are_planned_from_the_run_and_match_onnxruntime() {
+    for (name, sets) in [("unet_free_dims", 2), ("unet_stale_shapes", 1)] {
+        let model = case(name).model;
+        let session = session(&model, BackendChoice::Auto, &[]).unwrap();
+        assert_eq!(session.engine(), Engine::Cpu, "{name}: {:?}", session.report());
+        for set in [0, 1, 0].into_iter().filter(|&s| s < sets) {
+            let case = crate::case_with_data_set(name, set);
+            let outputs = pollster::block_on(session.run(case.inputs.clone())).unwrap();
+            let comparison = compare(&outputs[0].1, &case.expected[0], Tolerance::default());
+            assert!(comparison.passed(), "{name}, data set {set}: {}", comparison.summary());
+        }
+    }
+}
+
 #[test]
 fn cnn_mlp_and_allowlisted_ops_run_on_the_gpu_and_match_onnxruntime() {
     if !gpu_available() {

@@ -26,12 +26,17 @@ pub struct Case {
 }
 
 pub fn case(name: &str) -> Case {
+    case_with_data_set(name, 0)
+}
+
+/// A case with the inputs and outputs of its `test_data_set_{set}`.
+pub fn case_with_data_set(name: &str, set: usize) -> Case {
     let dir = test_data().join("models").join(name);
     let bytes = std::fs::read(dir.join("model.onnx")).unwrap();
     let model = Model::from_bytes(&bytes).unwrap();
     let read = |prefix: &str| -> Vec<Vec<u8>> {
         (0..)
-            .map(|i| dir.join("test_data_set_0").join(format!("{prefix}_{i}.pb")))
+            .map(|i| dir.join(format!("test_data_set_{set}")).join(format!("{prefix}_{i}.pb")))
             .take_while(|p| p.exists())
             .map(|p| std::fs::read(p).unwrap())
             .collect()
