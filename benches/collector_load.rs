@@ -155,7 +155,7 @@ async fn main() {
         args.seconds
     );
 
-    let http = reqwest::Client::new();
+    let http = tls::client().unwrap();
     let next_seq = Arc::new(AtomicU64::new(0));
     let accepted_batches = Arc::new(AtomicU64::new(0));
     let throttled = Arc::new(AtomicU64::new(0));

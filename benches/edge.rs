@@ -170,7 +170,7 @@ async fn throughput(guests: &Path, dir: &Path, seconds: u64) {
             .map(|_| {
                 let (url, body) = (url.clone(), body.clone());
                 tokio::spawn(async move {
-                    let client = reqwest::Client::new();
+                    let client = tls::client().unwrap();
                     let (mut samples, mut failed) = (Vec::new(), 0u64);
                     while Instant::now() < end {
                         let started = Instant::now();

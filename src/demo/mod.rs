@@ -132,7 +132,7 @@ async fn run(args: Args) -> Result<ExitCode> {
     let collector_task = tokio::spawn(collector::serve(collector, collector_listener, until(stopped)));
 
     // Reference profiles: the training data for the edge; the page's records (with a region).
-    let http = reqwest::Client::new();
+    let http = tls::client()?;
     let wine_profile = crate::profile::build(&wine_table, Some(scenario::TARGET), usize::from(BINS), MAX_CATEGORIES)?;
     let page_csv = dir.join("wine-web-reference.csv");
     let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(1);
@@ -198,7 +198,7 @@ async fn run(args: Args) -> Result<ExitCode> {
     std::fs::write(dir.join("demo.json"), serde_json::to_string_pretty(&running)?)?;
     banner(&running, &dir, &args, started);
 
-    let clients = Clients::new(data);
+    let clients = Clients::new(data, http.clone());
     let labeller = Labeller::new(&collector_url, ingest.1.secret());
     let page_rate = (args.rate / 2).max(1);
     let tasks = vec![
@@ -206,7 +206,7 @@ async fn run(args: Args) -> Result<ExitCode> {
         tokio::spawn(labeller.clone().run(clients.clone())),
     ];
     let page = tokio::spawn(traffic::page_client(clients.clone(), session, page_profile, shipper, page_rate, 12));
-    let watcher = watch::Watcher::new(&collector_url, read.1.secret());
+    let watcher = watch::Watcher::new(&collector_url, read.1.secret(), http.clone());
     let watching = tokio::spawn(watcher.clone().run(clients.clone(), started));
 
     let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());

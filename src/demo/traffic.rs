@@ -28,10 +28,12 @@ const LABELLED: f64 = 0.9;
 /// How long the edge's ground truth takes to arrive.
 const LABEL_DELAY: Duration = Duration::from_secs(2);
 
-/// What the clients share: the phase, the stop signal and the record of what was sent.
+/// What the clients share: the phase, the stop signal, the record of what was sent, and the HTTP
+/// client they send with.
 #[derive(Debug)]
 pub struct Clients {
     pub data: Data,
+    pub http: reqwest::Client,
     drifting: AtomicBool,
     stop: watch::Sender<bool>,
     pub sent: Mutex<Sent>,
@@ -52,9 +54,10 @@ pub struct SentModel {
 }
 
 impl Clients {
-    pub fn new(data: Data) -> Arc<Clients> {
+    pub fn new(data: Data, http: reqwest::Client) -> Arc<Clients> {
         Arc::new(Clients {
             data,
+            http,
             drifting: AtomicBool::new(false),
             stop: watch::channel(false).0,
             sent: Mutex::new(Sent::default()),
@@ -119,7 +122,7 @@ pub enum EdgeRoute {
 /// Calls the edge host `per_second` times a second until stopped; queues ground truth for the
 /// labeller. Failed calls are counted (and the first few printed), never fatal.
 pub async fn edge_client(clients: Arc<Clients>, route: EdgeRoute, per_second: u32, labels: Arc<Labeller>, seed: u64) {
-    let http = reqwest::Client::new();
+    let http = clients.http.clone();
     let mut rng = SmallRng::seed_from_u64(seed);
     let (mut ticks, mut stopped) = (interval(per_second), clients.subscribe());
     while clients.ticks(&mut ticks, &mut stopped).await {
@@ -197,7 +200,7 @@ impl Labeller {
 
     /// Sends what is due every second until stopped, then everything left (a few tries).
     pub async fn run(self: Arc<Self>, clients: Arc<Clients>) {
-        let http = reqwest::Client::new();
+        let http = clients.http.clone();
         let (mut ticks, mut stopped) = (interval(1), clients.subscribe());
         while clients.ticks(&mut ticks, &mut stopped).await {
             self.send(&http, &clients, Instant::now()).await;

@@ -19,9 +19,9 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    pub fn new(collector: &str, read_key: &str) -> Arc<Watcher> {
+    pub fn new(collector: &str, read_key: &str, http: reqwest::Client) -> Arc<Watcher> {
         Arc::new(Watcher {
-            http: reqwest::Client::new(),
+            http,
             collector: collector.to_owned(),
             read_key: read_key.to_owned(),
             printed: Mutex::default(),

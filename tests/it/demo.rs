@@ -247,7 +247,7 @@ struct Api {
 
 impl Api {
     fn new(url: &str, key: &str) -> Api {
-        Api { http: reqwest::Client::new(), url: url.to_owned(), key: key.to_owned() }
+        Api { http: tls::client().unwrap(), url: url.to_owned(), key: key.to_owned() }
     }
 
     async fn get(&self, path: &str) -> serde_json::Value {

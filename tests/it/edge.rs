@@ -44,7 +44,7 @@ async fn the_edge_host_serves_a_configured_model() {
         stalled.push(s);
     }
     let held = std::time::Instant::now();
-    let http = reqwest::Client::new();
+    let http = tls::client().unwrap();
     let refused = http.get(format!("{url}/models/digits")).send().await.unwrap();
     assert_eq!(refused.status(), 401);
     assert_eq!(refused.headers()["www-authenticate"], "Bearer");
@@ -59,7 +59,7 @@ async fn the_edge_host_serves_a_configured_model() {
     assert_eq!(live.status(), 200, "health is always open");
     let base = url.strip_suffix("/v2").unwrap();
     let pixels = serde_json::json!({ "pixels": vec![0; 64] });
-    let answer = reqwest::Client::new().post(format!("{base}/classify?k=2")).json(&pixels).send().await.unwrap();
+    let answer = tls::client().unwrap().post(format!("{base}/classify?k=2")).json(&pixels).send().await.unwrap();
     assert_eq!(answer.status(), 200);
     let answer: serde_json::Value = answer.json().await.unwrap();
     assert_eq!(answer["top"].as_array().map(Vec::len), Some(2), "{answer}");

@@ -183,7 +183,7 @@ async fn the_browser_package_runs_models_and_delivers_telemetry_exactly_once_in_
     };
     collect.start().await;
     let url = format!("http://{}", collect.addr);
-    let http = reqwest::Client::new();
+    let http = tls::client().unwrap();
     let put = http
         .put(format!("{url}/v1/models/{MODEL}/versions/1/profile"))
         .bearer_auth(&keys.admin)

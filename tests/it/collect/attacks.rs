@@ -26,7 +26,7 @@ async fn target(database: String) -> Target {
         admin: create_key(&database, "admin"),
     };
     let process = start(&database).await;
-    Target { process, keys, http: reqwest::Client::new(), database }
+    Target { process, keys, http: tls::client().unwrap(), database }
 }
 
 impl Target {

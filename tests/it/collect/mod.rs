@@ -82,7 +82,7 @@ pub async fn serve(database: &Database, tune: impl FnOnce(&mut Config)) -> Serve
     let url = format!("http://{}", listener.local_addr().unwrap());
     let collector = Collector::new(store, config);
     tokio::spawn(collector::serve(collector, listener, std::future::pending()));
-    Served { url, keys, http: reqwest::Client::new() }
+    Served { url, keys, http: tls::client().unwrap() }
 }
 
 pub async fn create_keys(store: &dyn collector::Store) -> Keys {

@@ -84,7 +84,7 @@ pub(super) fn create_scoped_key(database: &str, models: &str) -> String {
 async fn stream_until_killed(url: &str, key: &str, process: &mut Process) -> (Vec<String>, Vec<String>) {
     let attempted = Arc::new(Mutex::new(Vec::new()));
     let acked = Arc::new(Mutex::new(Vec::new()));
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let http = tls::http_client().unwrap().timeout(Duration::from_secs(10)).build().unwrap();
     let clients: Vec<_> = (0..4)
         .map(|client| {
             let (attempted, acked, http, url, key) =
@@ -131,7 +131,7 @@ async fn survives_sigkill(database: String) {
     let (attempted, acked) = stream_until_killed(&url, &ingest, &mut first).await;
 
     let second = start(&database).await;
-    let http = reqwest::Client::new();
+    let http = tls::client().unwrap();
     let stored = stored_batch_ids(&http, &second.url, &read).await;
     let unique: std::collections::HashSet<_> = stored.iter().collect();
     assert_eq!(unique.len(), stored.len(), "{database}: a batch is stored twice");
@@ -177,7 +177,7 @@ async fn two_collectors_on_one_postgres_store_each_batch_once() {
     let ingest = create_key(&database, "ingest");
     let read = create_key(&database, "read");
     let (a, b) = tokio::join!(start(&database), start(&database));
-    let http = reqwest::Client::new();
+    let http = tls::client().unwrap();
     // Each batch goes to both at once; ten batches at a time (a client that floods gets 429s).
     let mut outcomes = std::collections::HashMap::<String, usize>::new();
     for wave in 0..10 {
@@ -255,7 +255,7 @@ async fn a_fresh_collector_runs_from_a_config_file_with_bootstrap_keys() {
     };
     assert!(key("admin").starts_with("sxt_"));
     let (ingest, read) = (key("ingest"), key("read"));
-    let http = reqwest::Client::new();
+    let http = tls::client().unwrap();
     let (status, reply) = post_batch(&http, &process.url, &ingest, &batch("boot", 3), JSON).await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(stored_predictions(&http, &process.url, &read).await, 3);
@@ -300,7 +300,7 @@ async fn processes_starting_at_once_on_an_empty_database_make_one_set_of_keys() 
     let list = crate::sextant(&["collect", "keys", "list", "--database", &url]);
     assert_eq!(list.stdout.matches("bootstrap-").count(), 3, "{}", list.stdout);
     let ingest = files[0].lines().find_map(|l| l.strip_prefix("ingest key: ")).unwrap().trim().to_owned();
-    let http = reqwest::Client::new();
+    let http = tls::client().unwrap();
     for (i, process) in [&processes.0, &processes.1, &processes.2].into_iter().enumerate() {
         let (status, reply) = post_batch(&http, &process.url, &ingest, &batch(&format!("race-{i}"), 1), JSON).await;
         assert_eq!(status, 200, "process {i}: {reply}");

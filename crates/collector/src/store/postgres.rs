@@ -38,6 +38,20 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
+/// An error and its causes, `: `-separated: a TLS failure says which certificate check failed.
+fn with_causes(e: &dyn Error) -> String {
+    let mut message = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        cause = c.source();
+    }
+    message
+}
+
 fn pool_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::Pool(e.to_string())
 }
@@ -61,7 +75,7 @@ impl PostgresStore {
             _ => config.create_pool(Some(Runtime::Tokio1), NoTls),
         }
         .map_err(|e| open_error(e.to_string()))?;
-        let mut client = pool.get().await.map_err(|e| open_error(e.to_string()))?;
+        let mut client = pool.get().await.map_err(|e| open_error(with_causes(&e)))?;
         let tx = client.transaction().await?;
         // Collector processes starting at once migrate one after another.
         GenericClient::execute(&tx, "SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;

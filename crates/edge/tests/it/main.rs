@@ -57,12 +57,12 @@ fn input(name: &str) -> (String, Tensor) {
 }
 
 async fn post(url: &str, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new().post(url).json(&body).send().await.unwrap();
+    let response = tls::client().unwrap().post(url).json(&body).send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
 async fn get(url: &str) -> (u16, Value) {
-    let response = reqwest::get(url).await.unwrap();
+    let response = tls::client().unwrap().get(url).send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap())
 }
 

@@ -155,7 +155,8 @@ async fn example_pipelines_answer_what_the_runtime_computes() {
                 pgm.push(((1.0 - ink) * 255.0).round() as u8);
             }
         }
-        let response = reqwest::Client::new()
+        let response = tls::client()
+            .unwrap()
             .post(format!("{url}/apps/digits/classify"))
             .header("content-type", "image/x-portable-graymap")
             .body(pgm)
@@ -225,7 +226,7 @@ async fn misbehaving_modules_get_clean_errors_while_good_requests_succeed() {
             statuses
         })
     };
-    let client = reqwest::Client::new();
+    let client = tls::client().unwrap();
     let call = |path: &'static str| {
         let (client, url) = (client.clone(), url.clone());
         async move {
@@ -275,7 +276,7 @@ async fn a_module_swapped_under_load_loses_no_request() {
         .map(|_| {
             let (url, stop) = (url.clone(), stop.clone());
             tokio::spawn(async move {
-                let client = reqwest::Client::new();
+                let client = tls::client().unwrap();
                 let mut seen = Vec::new();
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let response = client.get(format!("{url}/swap")).send().await.unwrap();
@@ -317,7 +318,7 @@ async fn a_module_swapped_under_load_loses_no_request() {
     };
     assert!(error.starts_with("module \"swap\" ("), "{error}");
     assert!(error.contains("cannot run here"), "{error}");
-    let still = reqwest::get(format!("{url}/swap")).await.unwrap();
+    let still = tls::client().unwrap().get(format!("{url}/swap")).send().await.unwrap();
     assert_eq!(still.status(), 405);
 
     // A model file replaced in place: version 2 (the same graph, its metadata says so) is served.
